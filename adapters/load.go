@@ -1,0 +1,427 @@
+package adapters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/loraplex/loraplex/inference/config"
+	"github.com/loraplex/loraplex/inference/model"
+	"github.com/loraplex/loraplex/inference/safetensors"
+)
+
+// File names of a PEFT adapter directory.
+const (
+	ConfigFile  = "adapter_config.json"
+	WeightsFile = "adapter_model.safetensors"
+	PickleFile  = "adapter_model.bin"
+)
+
+// peftPrefix is what PeftModel adds in front of the base model's keys; some
+// exporters leave it out.
+const peftPrefix = "base_model.model."
+
+// promptKey is the single tensor of a prompt-tuning adapter.
+const promptKey = "prompt_embeddings"
+
+// Options tune Read.
+type Options struct {
+	// ID becomes Adapter.ID; see ID for the usual form.
+	ID string
+	// BaseName is the served base model's name or path. When both it and
+	// base_model_name_or_path are set and differ, Read warns.
+	BaseName string
+}
+
+// Result is a loaded adapter with its config and the problems that did not
+// stop it from loading.
+type Result struct {
+	Adapter  *model.Adapter
+	Config   *PEFTConfig
+	Warnings []string
+}
+
+// Load reads the PEFT adapter in dir and checks it against the base model.
+func Load(dir string, base *config.Config, id string) (*model.Adapter, *PEFTConfig, error) {
+	res, err := Read(dir, base, Options{ID: id})
+	if err != nil {
+		return nil, nil, err
+	}
+	return res.Adapter, res.Config, nil
+}
+
+// Read is Load with options, returning warnings too.
+func Read(dir string, base *config.Config, opt Options) (*Result, error) {
+	label := opt.ID
+	if label == "" {
+		label = dir
+	}
+	res, err := read(dir, base, opt)
+	if err != nil {
+		return nil, fmt.Errorf("adapters: adapter %q: %w", label, err)
+	}
+	return res, nil
+}
+
+// NewLoader returns a loader with the shape the adapter registry expects:
+// it reads adapters against base (named baseName, for the compatibility
+// warning) and passes any warnings to warn, which may be nil.
+func NewLoader(base *config.Config, baseName string, warn func(id string, warnings []string)) func(ctx context.Context, dir, id string) (*model.Adapter, error) {
+	return func(ctx context.Context, dir, id string) (*model.Adapter, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		res, err := Read(dir, base, Options{ID: id, BaseName: baseName})
+		if err != nil {
+			return nil, err
+		}
+		if warn != nil && len(res.Warnings) > 0 {
+			warn(id, res.Warnings)
+		}
+		return res.Adapter, nil
+	}
+}
+
+// ReadConfig parses dir's adapter_config.json.
+func ReadConfig(dir string) (*PEFTConfig, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s has no %s", ErrNotAdapter, dir, ConfigFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(b)
+}
+
+func read(dir string, base *config.Config, opt Options) (*Result, error) {
+	if base == nil || base.Hidden <= 0 || base.Layers <= 0 || base.Heads <= 0 || base.KVHeads <= 0 || base.HeadDim <= 0 || base.Intermediate <= 0 {
+		return nil, fmt.Errorf("%w: no usable base model config to check the adapter against", ErrIncompatible)
+	}
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	wpath := filepath.Join(dir, WeightsFile)
+	if _, err := os.Stat(wpath); errors.Is(err, fs.ErrNotExist) {
+		if _, perr := os.Stat(filepath.Join(dir, PickleFile)); perr == nil {
+			return nil, fmt.Errorf("%w: %s has only %s (a Python pickle, unsafe to load); convert it to %s, e.g. PeftModel.from_pretrained(...).save_pretrained(dir, safe_serialization=True)", ErrUnsupported, dir, PickleFile, WeightsFile)
+		}
+		return nil, fmt.Errorf("%w: %s has no %s", ErrWeights, dir, WeightsFile)
+	}
+	f, err := safetensors.Open(wpath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
+	}
+	defer f.Close()
+	res := &Result{Config: cfg}
+	if opt.BaseName != "" && cfg.BaseModel != "" && !sameModel(opt.BaseName, cfg.BaseModel) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("adapter was trained on %q but the base model is %q; outputs may be meaningless if they differ", cfg.BaseModel, opt.BaseName))
+	}
+	if cfg.PeftType == TypePromptTuning {
+		res.Adapter, err = readPrompt(f, cfg, base)
+	} else {
+		res.Adapter, err = readLoRA(f, cfg, base, &res.Warnings)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Adapter.ID = opt.ID
+	return res, nil
+}
+
+// sameModel compares base model references loosely: hub ids and local
+// paths usually agree on their last element.
+func sameModel(a, b string) bool {
+	last := func(s string) string {
+		return strings.ToLower(filepath.Base(strings.TrimRight(filepath.ToSlash(s), "/")))
+	}
+	return a == b || last(a) == last(b)
+}
+
+// moduleDims returns a module's in and out features on base, with a
+// description of where out comes from for error messages.
+func moduleDims(b *config.Config, m model.Module) (in, out int, why string) {
+	q := b.Heads * b.HeadDim
+	kv := b.KVHeads * b.HeadDim
+	switch m {
+	case model.Q:
+		return b.Hidden, q, fmt.Sprintf("in hidden %d, out heads %d × head_dim %d", b.Hidden, b.Heads, b.HeadDim)
+	case model.K, model.V:
+		return b.Hidden, kv, fmt.Sprintf("in hidden %d, out kv_heads %d × head_dim %d", b.Hidden, b.KVHeads, b.HeadDim)
+	case model.O:
+		return q, b.Hidden, fmt.Sprintf("in heads %d × head_dim %d, out hidden %d", b.Heads, b.HeadDim, b.Hidden)
+	case model.Down:
+		return b.Intermediate, b.Hidden, fmt.Sprintf("in intermediate %d, out hidden %d", b.Intermediate, b.Hidden)
+	default:
+		return b.Hidden, b.Intermediate, fmt.Sprintf("in hidden %d, out intermediate %d", b.Hidden, b.Intermediate)
+	}
+}
+
+// loraKey locates one LoRA tensor.
+type loraKey struct {
+	layer  int
+	module model.Module
+	isB    bool
+}
+
+// parseLoRAKey maps a PEFT tensor name onto a decoder projection, and
+// explains names that belong to features loraplex does not serve.
+func parseLoRAKey(name string) (loraKey, error) {
+	k := strings.TrimPrefix(name, peftPrefix)
+	switch {
+	case strings.Contains(k, "lora_magnitude_vector"):
+		return loraKey{}, fmt.Errorf("%w: tensor %q is a DoRA magnitude vector; DoRA adapters are not served", ErrUnsupported, name)
+	case strings.HasSuffix(k, ".lora_B.bias"):
+		return loraKey{}, fmt.Errorf("%w: tensor %q is a LoRA bias (lora_bias=true), which is not served", ErrUnsupported, name)
+	case strings.Contains(k, "embed_tokens") || strings.HasPrefix(k, lmHead):
+		return loraKey{}, fmt.Errorf("%w: tensor %q adapts the token embedding or the output head; only the decoder projections (q,k,v,o,gate,up,down) can be adapted", ErrUnsupported, name)
+	case strings.Contains(k, "modules_to_save"):
+		return loraKey{}, fmt.Errorf("%w: tensor %q is a modules_to_save copy, which is not served", ErrUnsupported, name)
+	}
+	bad := fmt.Errorf("%w: unexpected tensor %q: not a PEFT LoRA key for a decoder projection (expected names like %smodel.layers.0.self_attn.q_proj.lora_A.weight)", ErrWeights, name, peftPrefix)
+	rest, ok := strings.CutPrefix(k, "model.layers.")
+	if !ok {
+		return loraKey{}, bad
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 5 || parts[4] != "weight" || (parts[3] != "lora_A" && parts[3] != "lora_B") {
+		return loraKey{}, bad
+	}
+	layer, err := strconv.Atoi(parts[0])
+	if err != nil || layer < 0 || strconv.Itoa(layer) != parts[0] {
+		return loraKey{}, bad
+	}
+	m, ok := model.ModuleByName(parts[2])
+	if !ok || parentOf(m) != parts[1] {
+		return loraKey{}, bad
+	}
+	return loraKey{layer: layer, module: m, isB: parts[3] == "lora_B"}, nil
+}
+
+type abPair struct{ a, b *safetensors.Tensor }
+
+func readLoRA(f *safetensors.File, cfg *PEFTConfig, base *config.Config, warnings *[]string) (*model.Adapter, error) {
+	mt, err := newMatcher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{lmHead, embedTokens} {
+		sel, err := mt.selects(name)
+		if err != nil {
+			return nil, err
+		}
+		if sel {
+			return nil, fmt.Errorf("%w: target_modules selects %s: LoRA on the token embedding or the output head is not served; retrain targeting the decoder projections only", ErrUnsupported, name)
+		}
+	}
+	pairs := make([][model.NumModules]abPair, base.Layers)
+	names := f.Names()
+	slices.Sort(names)
+	for _, name := range names {
+		k, err := parseLoRAKey(name)
+		if err != nil {
+			return nil, err
+		}
+		if k.layer >= base.Layers {
+			return nil, fmt.Errorf("%w: tensor %q is for layer %d but the base model has %d layers", ErrIncompatible, name, k.layer, base.Layers)
+		}
+		t, err := f.Get(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrWeights, err)
+		}
+		slot := &pairs[k.layer][k.module].a
+		if k.isB {
+			slot = &pairs[k.layer][k.module].b
+		}
+		if *slot != nil {
+			return nil, fmt.Errorf("%w: tensor %q appears twice (with and without the %q prefix)", ErrWeights, name, peftPrefix)
+		}
+		*slot = &t
+	}
+
+	// Selection is decided first, so a config that selects nothing is
+	// reported as such rather than as a stray tensor.
+	sel := make([][model.NumModules]bool, base.Layers)
+	selected, unused := 0, []string{}
+	for l := range base.Layers {
+		for m := range model.NumModules {
+			if sel[l][m], err = mt.selects(moduleName(l, m)); err != nil {
+				return nil, err
+			}
+			if sel[l][m] {
+				selected++
+				if pairs[l][m].a == nil && pairs[l][m].b == nil {
+					unused = append(unused, moduleName(l, m))
+				}
+			}
+		}
+	}
+	if selected == 0 {
+		return nil, fmt.Errorf("%w: %s selects no module of the base model (decoder projections are named like model.layers.0.self_attn.q_proj)", ErrIncompatible, cfg.selection())
+	}
+	for l := range base.Layers {
+		for m := range model.NumModules {
+			if !sel[l][m] && (pairs[l][m].a != nil || pairs[l][m].b != nil) {
+				return nil, fmt.Errorf("%w: the weights adapt %s, which %s does not select; fix the config or remove the tensors", ErrConfig, moduleName(l, m), cfg.selection())
+			}
+		}
+	}
+	if len(unused) == selected {
+		return nil, fmt.Errorf("%w: %s holds no LoRA weights for any of the %d modules the config selects (e.g. %s)", ErrWeights, WeightsFile, selected, unused[0])
+	}
+	if len(unused) > 0 {
+		*warnings = append(*warnings, fmt.Sprintf("%d modules selected by target_modules have no weights and are left unadapted (e.g. %s)", len(unused), unused[0]))
+	}
+	if cfg.FanInFanOut {
+		*warnings = append(*warnings, "fan_in_fan_out is true, but Llama projections are nn.Linear; like PEFT, loraplex uses lora_A [r, in] and lora_B [out, r] as stored (and transposes tensors stored [in, r] / [r, out])")
+	}
+
+	a := &model.Adapter{LoRA: make([][model.NumModules]*model.LoRA, base.Layers)}
+	for l := range base.Layers {
+		for m := range model.NumModules {
+			p := pairs[l][m]
+			if p.a == nil && p.b == nil {
+				continue
+			}
+			lo, err := buildLoRA(p, l, m, mt, base)
+			if err != nil {
+				return nil, err
+			}
+			a.LoRA[l][m] = lo
+		}
+	}
+	return a, nil
+}
+
+func buildLoRA(p abPair, layer int, m model.Module, mt *matcher, base *config.Config) (*model.LoRA, error) {
+	name := moduleName(layer, m)
+	switch {
+	case p.a == nil:
+		return nil, fmt.Errorf("%w: %s has lora_B but no lora_A", ErrWeights, name)
+	case p.b == nil:
+		return nil, fmt.Errorf("%w: %s has lora_A but no lora_B", ErrWeights, name)
+	}
+	r, alpha, err := mt.rankAlpha(name)
+	if err != nil {
+		return nil, err
+	}
+	in, out, why := moduleDims(base, m)
+	as, bs := p.a.Shape, p.b.Shape
+	if len(as) != 2 || len(bs) != 2 {
+		return nil, fmt.Errorf("%w: %s: lora_A %v and lora_B %v must both be 2-D", ErrWeights, name, as, bs)
+	}
+	transposed := false
+	if mt.c.FanInFanOut && !(as[1] == in && bs[0] == out) && as[0] == in && bs[1] == out {
+		as, bs = []int{as[1], as[0]}, []int{bs[1], bs[0]}
+		transposed = true
+	}
+	if as[1] != in || bs[0] != out {
+		return nil, fmt.Errorf("%w: %s: lora_A %v and lora_B %v do not fit the base module (want lora_A [r %d] and lora_B [%d r]; %s)", ErrIncompatible, name, p.a.Shape, p.b.Shape, in, out, why)
+	}
+	if as[0] != r || bs[1] != r {
+		return nil, fmt.Errorf("%w: %s: config gives rank %d (%s) but lora_A is %v and lora_B is %v", ErrConfig, name, r, mt.describe(name), p.a.Shape, p.b.Shape)
+	}
+	av, err := floats(p.a, transposed)
+	if err != nil {
+		return nil, err
+	}
+	bv, err := floats(p.b, transposed)
+	if err != nil {
+		return nil, err
+	}
+	return &model.LoRA{R: r, Scale: mt.c.Scale(r, alpha), A: av, B: bv}, nil
+}
+
+// floats widens a tensor to float32, transposing a 2-D one if asked, and
+// rejects non-finite values, which would poison every output.
+func floats(t *safetensors.Tensor, transpose bool) ([]float32, error) {
+	v, err := t.Float32()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrWeights, err)
+	}
+	if transpose {
+		rows, cols := t.Shape[0], t.Shape[1]
+		w := make([]float32, len(v))
+		for i := range rows {
+			for j := range cols {
+				w[j*rows+i] = v[i*cols+j]
+			}
+		}
+		v = w
+	}
+	if i := nonFinite(v); i >= 0 {
+		return nil, fmt.Errorf("%w: tensor %q holds %v at flat index %d; the adapter is corrupt or its training diverged", ErrWeights, t.Name, v[i], i)
+	}
+	return v, nil
+}
+
+// nonFinite returns the index of the first NaN or ±Inf in v, or -1. It
+// tests the exponent bits, which is several times faster than math.IsNaN
+// and math.IsInf on float64 conversions.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
+			return i
+		}
+	}
+	return -1
+}
+
+func readPrompt(f *safetensors.File, cfg *PEFTConfig, base *config.Config) (*model.Adapter, error) {
+	if cfg.TokenDim != base.Hidden {
+		return nil, fmt.Errorf("%w: token_dim %d differs from the base model's hidden size %d", ErrIncompatible, cfg.TokenDim, base.Hidden)
+	}
+	for _, name := range f.Names() {
+		if name != promptKey {
+			return nil, fmt.Errorf("%w: unexpected tensor %q in a prompt-tuning adapter (only %q is expected)", ErrWeights, name, promptKey)
+		}
+	}
+	t, err := f.Get(promptKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s has no %q tensor", ErrWeights, WeightsFile, promptKey)
+	}
+	n := cfg.NumVirtualTokens * cfg.NumTransformerSubmodules
+	if len(t.Shape) != 2 || t.Shape[0] != n || t.Shape[1] != cfg.TokenDim {
+		return nil, fmt.Errorf("%w: %q has shape %v; num_virtual_tokens %d and token_dim %d need [%d %d]", ErrWeights, promptKey, t.Shape, cfg.NumVirtualTokens, cfg.TokenDim, n, cfg.TokenDim)
+	}
+	v, err := floats(&t, false)
+	if err != nil {
+		return nil, err
+	}
+	return &model.Adapter{Prompt: v, NumVirtual: cfg.NumVirtualTokens}, nil
+}
+
+// selection describes the config's module-selection rules for errors.
+func (c *PEFTConfig) selection() string {
+	s := "target_modules " + c.TargetModules.String()
+	if !c.ExcludeModules.IsZero() {
+		s += " minus exclude_modules " + c.ExcludeModules.String()
+	}
+	if c.LayersToTransform != nil {
+		s += fmt.Sprintf(" in layers_to_transform %v", c.LayersToTransform)
+	}
+	if c.LayersPattern != nil {
+		s += fmt.Sprintf(" (layers_pattern %q)", c.LayersPattern)
+	}
+	return s
+}
+
+// String renders target_modules as it appears in the config.
+func (m Modules) String() string {
+	if m.Regex != "" {
+		return strconv.Quote(m.Regex)
+	}
+	q := make([]string, len(m.Names))
+	for i, n := range m.Names {
+		q[i] = strconv.Quote(n)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
