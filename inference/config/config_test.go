@@ -257,3 +257,28 @@ func TestInvFreq(t *testing.T) {
 		}
 	}
 }
+
+// Each file in testdata/bad is a config the engine must refuse.
+func TestBadConfigFiles(t *testing.T) {
+	want := map[string]error{
+		"gpt2.json":                  ErrUnsupported,
+		"yarn-rope.json":             ErrUnsupported,
+		"gelu-llama.json":            ErrUnsupported,
+		"kv-heads-not-dividing.json": ErrInvalid,
+		"zero-layers.json":           ErrInvalid,
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "bad", "*.json"))
+	if err != nil || len(files) != len(want) {
+		t.Fatalf("found %d bad configs, want %d (%v)", len(files), len(want), err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Parse(b)
+		if w := want[filepath.Base(f)]; !errors.Is(err, w) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v, want %v on one line", f, err, w)
+		}
+	}
+}

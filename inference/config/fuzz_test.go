@@ -12,6 +12,8 @@ import (
 // HeadDim/2 finite inverse frequencies.
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	bad, _ := filepath.Glob(filepath.Join("testdata", "bad", "*.json"))
+	files = append(files, bad...)
 	for _, name := range files {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)

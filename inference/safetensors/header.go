@@ -66,9 +66,6 @@ func ParseHeader(hdr []byte, bufLen int64) (*Header, error) {
 	h := &Header{}
 	err := eachKey(dec, func(key string) error {
 		if key == metadataKey {
-			if h.Metadata != nil {
-				return invalid("duplicate key %q", key)
-			}
 			md, err := parseMetadata(dec)
 			h.Metadata = md
 			return err
@@ -114,6 +111,11 @@ func eachKey(dec *json.Decoder, fn func(key string) error) error {
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return invalid("expected a JSON object, found %v", tok)
 	}
+	return eachKeyBody(dec, fn)
+}
+
+// eachKeyBody is eachKey after the opening '{' has been read.
+func eachKeyBody(dec *json.Decoder, fn func(key string) error) error {
 	seen := make(map[string]bool)
 	for dec.More() {
 		tok, err := dec.Token()
@@ -132,13 +134,24 @@ func eachKey(dec *json.Decoder, fn func(key string) error) error {
 			return err
 		}
 	}
-	_, err = dec.Token() // the closing '}'
+	_, err := dec.Token() // the closing '}'
 	return err
 }
 
+// parseMetadata reads the __metadata__ value: a flat string map, or null.
 func parseMetadata(dec *json.Decoder) (map[string]string, error) {
 	md := make(map[string]string)
-	err := eachKey(dec, func(key string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil {
+		return md, nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, invalid("__metadata__ is not an object")
+	}
+	err = eachKeyBody(dec, func(key string) error {
 		tok, err := dec.Token()
 		if err != nil {
 			return err

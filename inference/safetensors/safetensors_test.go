@@ -203,7 +203,7 @@ func TestHeaderLies(t *testing.T) {
 		{"duplicate metadata key", rawFile(`{"__metadata__":{"a":"1","a":"2"}}`, 0), "duplicate key"},
 		{"duplicate field", rawFile(`{"x":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 4), "duplicate key"},
 		{"metadata not string", rawFile(`{"__metadata__":{"a":1}}`, 0), "not a string"},
-		{"metadata not object", rawFile(`{"__metadata__":"pt"}`, 0), "expected a JSON object"},
+		{"metadata not object", rawFile(`{"__metadata__":"pt"}`, 0), "__metadata__ is not an object"},
 		{"tensor not object", rawFile(`{"x":[1]}`, 0), "expected a JSON object"},
 		{"unknown dtype", rawFile(`{"x":{"dtype":"F31","shape":[1],"data_offsets":[0,4]}}`, 4), "not a safetensors dtype"},
 		{"lower-case dtype", rawFile(`{"x":{"dtype":"f32","shape":[1],"data_offsets":[0,4]}}`, 4), "not a safetensors dtype"},
@@ -245,6 +245,7 @@ func TestHeaderLies(t *testing.T) {
 func TestHeaderAccepts(t *testing.T) {
 	cases := map[string][]byte{
 		"empty":          rawFile(`{}`, 0),
+		"null metadata":  rawFile(`{"__metadata__":null}`, 0),
 		"padded":         rawFile(`{}      `, 0),
 		"unknown field":  rawFile(`{"x":{"dtype":"U8","shape":[2],"data_offsets":[0,2],"extra":{"a":[1]}}}`, 2),
 		"zero-size":      rawFile(`{"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, 1),

@@ -1,0 +1,169 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/loraplex/loraplex/inference/config"
+	"github.com/loraplex/loraplex/inference/kvcache"
+	"github.com/loraplex/loraplex/quant"
+	"github.com/loraplex/loraplex/quant/par"
+)
+
+// The S shape of the speed anchors (SmolLM2-135M-like, tied embeddings).
+const sConfig = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":576,
+"intermediate_size":1536,"num_hidden_layers":30,"num_attention_heads":9,"num_key_value_heads":3,
+"vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,"rope_theta":10000,
+"tie_word_embeddings":true,"torch_dtype":"bfloat16"}`
+
+var (
+	benchMu     sync.Mutex
+	benchModels = map[string]*Model{}
+)
+
+// benchModel builds S with random weights in memory: BF16 embeddings as in a
+// real checkpoint, linear weights F32 ("none") or NF4.
+func benchModel(b *testing.B, q string) *Model {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if m := benchModels[q]; m != nil {
+		return m
+	}
+	cfg, err := config.Parse([]byte(sConfig))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	randn := func(n int, std float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * std)
+		}
+		return v
+	}
+	ones := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = 1
+		}
+		return v
+	}
+	emb := randn(cfg.Vocab*cfg.Hidden, 0.02)
+	bits := make([]uint16, len(emb))
+	for i, v := range emb {
+		bits[i] = uint16(math.Float32bits(v) >> 16)
+	}
+	embed := quant.NewBF16(cfg.Vocab, cfg.Hidden, bits)
+	layers := make([]Layer, cfg.Layers)
+	for i := range layers {
+		layers[i].InNorm, layers[i].PostNorm = ones(cfg.Hidden), ones(cfg.Hidden)
+		for mod := range NumModules {
+			out, in := ModuleShape(cfg, mod)
+			w := randn(out*in, 0.05)
+			if q == "nf4" {
+				layers[i].W[mod] = quant.QuantizeNF4(out, in, w)
+			} else {
+				layers[i].W[mod] = quant.NewF32(out, in, w)
+			}
+		}
+	}
+	m, err := New(cfg, embed, layers, ones(cfg.Hidden), embed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchModels[q] = m
+	return m
+}
+
+// benchAdapter is a rank-16 LoRA on all seven projections of every layer.
+func benchAdapter(m *Model, seed uint64) *Adapter {
+	r := rand.New(rand.NewPCG(seed, 7))
+	a := &Adapter{ID: fmt.Sprint("bench", seed), LoRA: make([][NumModules]*LoRA, len(m.Layers))}
+	for i := range a.LoRA {
+		for mod := range NumModules {
+			out, in := ModuleShape(m.Cfg, mod)
+			l := &LoRA{R: 16, Scale: 2, A: make([]float32, 16*in), B: make([]float32, out*16)}
+			for j := range l.A {
+				l.A[j] = float32(r.NormFloat64() * 0.01)
+			}
+			for j := range l.B {
+				l.B[j] = float32(r.NormFloat64() * 0.01)
+			}
+			a.LoRA[i][mod] = l
+		}
+	}
+	return a
+}
+
+func randTokens(n, vocab int) []int32 {
+	t := make([]int32, n)
+	for i := range t {
+		t[i] = int32((i*7919 + 13) % vocab)
+	}
+	return t
+}
+
+// BenchmarkPrefill: one 128-token prompt per op, 2 threads.
+func BenchmarkPrefill(b *testing.B) {
+	for _, q := range []string{"none", "nf4"} {
+		b.Run(q, func(b *testing.B) {
+			m := benchModel(b, q)
+			p := par.New(2)
+			kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 16)
+			ws := NewWorkspace(m, 128, 1)
+			toks := randTokens(128, m.Cfg.Vocab)
+			var seq kvcache.Seq
+			for b.Loop() {
+				m.Forward(p, ws, kv, []SeqInput{{Tokens: toks, KV: &seq}})
+				kv.Free(&seq)
+			}
+			b.ReportMetric(float64(128*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
+
+// BenchmarkDecode: one decode step of `batch` sequences per op, each with 64
+// tokens of context, 2 threads; "lora" gives every sequence its own rank-16
+// adapter on all seven projections.
+func BenchmarkDecode(b *testing.B) {
+	for _, tc := range []struct {
+		q     string
+		batch int
+		lora  bool
+	}{{"none", 1, false}, {"none", 8, false}, {"nf4", 1, false}, {"nf4", 8, false}, {"nf4", 1, true}, {"nf4", 8, true}} {
+		q, batch := tc.q, tc.batch
+		name := fmt.Sprintf("%s/batch%d", q, batch)
+		if tc.lora {
+			name += "/lora"
+		}
+		b.Run(name, func(b *testing.B) {
+			m := benchModel(b, q)
+			p := par.New(2)
+			kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 8*batch)
+			ws := NewWorkspace(m, 64*batch, batch)
+			in := make([]SeqInput, batch)
+			for i := range in {
+				in[i] = SeqInput{Tokens: randTokens(64, m.Cfg.Vocab), KV: &kvcache.Seq{}}
+				if tc.lora {
+					in[i].Adapter = benchAdapter(m, uint64(i))
+				}
+			}
+			m.Forward(p, ws, kv, in)
+			for i := range in {
+				in[i].Tokens = in[i].Tokens[:1]
+			}
+			for b.Loop() {
+				for i := range in {
+					if in[i].KV.Len >= 100 {
+						kv.Truncate(in[i].KV, 64)
+					}
+				}
+				m.Forward(p, ws, kv, in)
+			}
+			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}

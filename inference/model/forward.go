@@ -1,0 +1,478 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/loraplex/loraplex/inference/kvcache"
+	"github.com/loraplex/loraplex/inference/ops"
+	"github.com/loraplex/loraplex/quant/par"
+	"github.com/loraplex/loraplex/quant/vec"
+)
+
+// SeqInput is one sequence's share of a forward step.
+type SeqInput struct {
+	Tokens []int32 // new tokens this step: a prefill chunk, or 1 when decoding
+
+	// Embeds are input-embedding rows (k×Hidden) processed before Tokens at
+	// consecutive positions. The caller puts an adapter's prompt-tuning
+	// prefix here on a sequence's first step.
+	Embeds []float32
+
+	KV        *kvcache.Seq // positions continue from KV.Len; the step appends and advances Len
+	Adapter   *Adapter     // nil = base model
+	AllLogits bool         // logits at every new position; else only at the last
+}
+
+// group is a run of consecutive rows that share an adapter.
+type group struct {
+	lo, hi int
+	a      *Adapter
+}
+
+// Workspace holds every scratch buffer of a forward step, so steady-state
+// decoding allocates nothing. A Workspace serves one Forward at a time.
+type Workspace struct {
+	m          *Model
+	rows, seqs int // capacities
+
+	x, xn, q, k, v, attn, gate, up []float32
+	cos, sin                       []float32 // rows × HeadDim/2
+	pos, rowSeq                    []int     // per row: position, batch index
+	start                          []int     // per batch index: first row
+	order                          []int     // batch indices, grouped by adapter
+	groups                         []group
+	lora                           []float32 // rows × max LoRA rank: x·Aᵀ
+	bt                             []float32 // max rank × widest output: Bᵀ
+	hx, logits                     []float32
+	out                            [][]float32
+	scores                         [][]float32 // per worker: attention weights
+
+	// State of the current step, read by the parallel loop bodies.
+	batch  []SeqInput
+	kv     *kvcache.Pool
+	layer  int
+	op     rowOp
+	n      int   // rows this step
+	nw     int   // workers this step
+	lr     *LoRA // the LoRA being applied, and its operands
+	lrX    []float32
+	lrY    []float32
+	lrIn   int
+	lrOut  int
+	rowsFn func(lo, hi int)
+	attnFn func(lo, hi int)
+	loraFn func(lo, hi int)
+}
+
+type rowOp int
+
+const (
+	opNormIn rowOp = iota
+	opRope
+	opResidualNormPost
+	opSwiGLU
+	opResidual
+)
+
+// NewWorkspace sizes scratch for steps of up to maxTokens rows (tokens plus
+// embedding rows) over up to maxSeqs sequences. A larger step still works: the
+// workspace grows, allocating once.
+func NewWorkspace(m *Model, maxTokens, maxSeqs int) *Workspace {
+	ws := &Workspace{m: m}
+	ws.rowsFn = ws.rowsWork
+	ws.attnFn = ws.attnWork
+	ws.loraFn = ws.loraWork
+	ws.grow(max(maxTokens, 1), max(maxSeqs, 1))
+	return ws
+}
+
+// growLogits makes room for n rows of logits. Only rows that want logits get
+// them, so this is sized by sequences, not tokens, unless AllLogits asks.
+func (ws *Workspace) growLogits(n int) {
+	c := ws.m.Cfg
+	if len(ws.hx) < n*c.Hidden {
+		ws.hx = make([]float32, n*c.Hidden)
+		ws.logits = make([]float32, n*c.Vocab)
+	}
+}
+
+func (ws *Workspace) grow(rows, seqs int) {
+	c := ws.m.Cfg
+	if rows > ws.rows {
+		ws.rows = rows
+		qd, kd, half := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.HeadDim/2
+		ws.x = make([]float32, rows*c.Hidden)
+		ws.xn = make([]float32, rows*c.Hidden)
+		ws.q = make([]float32, rows*qd)
+		ws.k = make([]float32, rows*kd)
+		ws.v = make([]float32, rows*kd)
+		ws.attn = make([]float32, rows*qd)
+		ws.gate = make([]float32, rows*c.Intermediate)
+		ws.up = make([]float32, rows*c.Intermediate)
+		ws.cos = make([]float32, rows*half)
+		ws.sin = make([]float32, rows*half)
+		ws.pos = make([]int, rows)
+		ws.rowSeq = make([]int, rows)
+		ws.lora = nil
+	}
+	if seqs > ws.seqs {
+		ws.seqs = seqs
+		ws.growLogits(seqs)
+		ws.start = make([]int, seqs)
+		ws.order = make([]int, seqs)
+		ws.groups = make([]group, 0, seqs)
+		ws.out = make([][]float32, seqs)
+	}
+}
+
+// Forward runs one step and returns each sequence's logits (rows × Vocab,
+// row-major: one row, or one per new position with AllLogits), valid until
+// the next step on ws. It panics where Step would return an error: callers
+// that cannot guarantee valid input and reserved KV room should use Step.
+func (m *Model) Forward(p *par.Pool, ws *Workspace, kv *kvcache.Pool, batch []SeqInput) [][]float32 {
+	out, err := m.Step(p, ws, kv, batch)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// Step is Forward with errors: bad tokens, embedding rows or adapters give
+// ErrBadInput, a KV pool without room gives kvcache.ErrOutOfBlocks; in both
+// cases no sequence has advanced. A nil p runs on the calling goroutine.
+func (m *Model) Step(p *par.Pool, ws *Workspace, kv *kvcache.Pool, batch []SeqInput) ([][]float32, error) {
+	if p == nil {
+		p = par.Serial
+	}
+	if ws.m != m {
+		return nil, fmt.Errorf("%w: workspace belongs to another model", ErrBadInput)
+	}
+	c := m.Cfg
+	n, maxRank := 0, 0
+	for i := range batch {
+		s := &batch[i]
+		if s.KV == nil {
+			return nil, fmt.Errorf("%w: sequence %d has no KV state", ErrBadInput, i)
+		}
+		if len(s.Embeds)%c.Hidden != 0 {
+			return nil, fmt.Errorf("%w: sequence %d has %d embedding values, not a multiple of hidden size %d", ErrBadInput, i, len(s.Embeds), c.Hidden)
+		}
+		for _, t := range s.Tokens {
+			if t < 0 || int(t) >= c.Vocab {
+				return nil, fmt.Errorf("%w: sequence %d has token %d outside the vocabulary of %d", ErrBadInput, i, t, c.Vocab)
+			}
+		}
+		r, err := m.checkAdapter(s.Adapter)
+		if err != nil {
+			return nil, fmt.Errorf("sequence %d: %w", i, err)
+		}
+		maxRank = max(maxRank, r)
+		n += len(s.Embeds)/c.Hidden + len(s.Tokens)
+	}
+	if n == 0 {
+		return ws.out[:0], nil
+	}
+	for i := range batch {
+		s := &batch[i]
+		if err := kv.Reserve(s.KV, len(s.Embeds)/c.Hidden+len(s.Tokens)); err != nil {
+			return nil, fmt.Errorf("sequence %d: %w", i, err)
+		}
+	}
+	ws.grow(n, len(batch))
+	if len(ws.lora) < n*maxRank {
+		ws.lora = make([]float32, n*maxRank)
+	}
+	if wide := max(c.Heads*c.HeadDim, c.Hidden, c.Intermediate); len(ws.bt) < maxRank*wide {
+		ws.bt = make([]float32, maxRank*wide)
+	}
+	ws.batch, ws.kv, ws.n = batch, kv, n
+	ws.layout()
+	ws.prepareScores(p)
+
+	ws.layer = 0
+	for li := range m.Layers {
+		ws.layerStep(p, li)
+	}
+	for i := range batch {
+		s := &batch[i]
+		s.KV.Len += len(s.Embeds)/c.Hidden + len(s.Tokens)
+	}
+	out := ws.head(p)
+	ws.batch, ws.kv = nil, nil
+	return out, nil
+}
+
+// checkAdapter verifies every LoRA shape against the model and returns the
+// largest rank.
+func (m *Model) checkAdapter(a *Adapter) (int, error) {
+	if a == nil {
+		return 0, nil
+	}
+	if a.LoRA != nil && len(a.LoRA) != len(m.Layers) {
+		return 0, fmt.Errorf("%w: adapter %q has LoRA for %d layers, the model has %d", ErrBadInput, a.ID, len(a.LoRA), len(m.Layers))
+	}
+	r := 0
+	for li, layer := range a.LoRA {
+		for mod, l := range layer {
+			if l == nil {
+				continue
+			}
+			out, in := ModuleShape(m.Cfg, Module(mod))
+			if l.R <= 0 || len(l.A) != l.R*in || len(l.B) != out*l.R {
+				return 0, fmt.Errorf("%w: adapter %q layer %d %s: rank %d with A of %d and B of %d values, want %d×%d and %d×%d",
+					ErrBadInput, a.ID, li, Module(mod), l.R, len(l.A), len(l.B), l.R, in, out, l.R)
+			}
+			r = max(r, l.R)
+		}
+	}
+	return r, nil
+}
+
+// layout orders the batch so rows sharing an adapter are consecutive, fills
+// the input rows (embedding rows, then token embeddings) and computes each
+// row's position and rotary angles.
+func (ws *Workspace) layout() {
+	c := ws.m.Cfg
+	batch := ws.batch
+	ws.order = ws.order[:0]
+	ws.groups = ws.groups[:0]
+	for i := range batch {
+		first := true
+		for _, j := range ws.order {
+			if batch[j].Adapter == batch[i].Adapter {
+				first = false
+				break
+			}
+		}
+		if !first {
+			continue
+		}
+		lo := 0
+		if len(ws.groups) > 0 {
+			lo = ws.groups[len(ws.groups)-1].hi
+		}
+		hi := lo
+		for j := i; j < len(batch); j++ {
+			if batch[j].Adapter != batch[i].Adapter {
+				continue
+			}
+			ws.order = append(ws.order, j)
+			ws.start[j] = hi
+			hi += len(batch[j].Embeds)/c.Hidden + len(batch[j].Tokens)
+		}
+		ws.groups = append(ws.groups, group{lo: lo, hi: hi, a: batch[i].Adapter})
+	}
+	h, half := c.Hidden, c.HeadDim/2
+	for _, i := range ws.order {
+		s := &batch[i]
+		row := ws.start[i]
+		ne := len(s.Embeds) / h
+		copy(ws.x[row*h:], s.Embeds)
+		for j, t := range s.Tokens {
+			ws.m.Embed.Row(ws.x[(row+ne+j)*h:(row+ne+j+1)*h], int(t))
+		}
+		for j := 0; j < ne+len(s.Tokens); j++ {
+			r := row + j
+			ws.pos[r], ws.rowSeq[r] = s.KV.Len+j, i
+			ops.RopeAngles(ws.cos[r*half:(r+1)*half], ws.sin[r*half:(r+1)*half], ws.m.invFreq, s.KV.Len+j)
+		}
+	}
+}
+
+// prepareScores makes sure every worker has room for the attention weights
+// of the longest context in the step.
+func (ws *Workspace) prepareScores(p *par.Pool) {
+	ctx := 0
+	for i := range ws.batch {
+		s := &ws.batch[i]
+		ctx = max(ctx, s.KV.Len+len(s.Embeds)/ws.m.Cfg.Hidden+len(s.Tokens))
+	}
+	ws.nw = p.Workers()
+	for len(ws.scores) < ws.nw {
+		ws.scores = append(ws.scores, nil)
+	}
+	for w := range ws.scores[:ws.nw] {
+		if len(ws.scores[w]) < ctx {
+			// Doubling keeps a growing decode from reallocating every token.
+			ws.scores[w] = make([]float32, max(ctx, 2*len(ws.scores[w]), 256))
+		}
+	}
+}
+
+func (ws *Workspace) layerStep(p *par.Pool, li int) {
+	m, c := ws.m, ws.m.Cfg
+	l := &m.Layers[li]
+	ws.layer = li
+	h, inter := c.Hidden, c.Intermediate
+	ws.rowLoop(p, opNormIn, h)
+	ws.linear(p, l, Q, ws.q, ws.xn)
+	ws.linear(p, l, K, ws.k, ws.xn)
+	ws.linear(p, l, V, ws.v, ws.xn)
+	ws.rowLoop(p, opRope, c.Heads*c.HeadDim)
+	p.For(ws.nw, 1, ws.attnFn)
+	ws.linear(p, l, O, ws.xn, ws.attn)
+	ws.rowLoop(p, opResidualNormPost, 2*h)
+	ws.linear(p, l, Gate, ws.gate, ws.xn)
+	ws.linear(p, l, Up, ws.up, ws.xn)
+	ws.rowLoop(p, opSwiGLU, 16*inter) // exp dominates: weigh it heavier
+	ws.linear(p, l, Down, ws.xn, ws.gate)
+	ws.rowLoop(p, opResidual, h)
+}
+
+// rowLoop runs op over all rows in parallel; width estimates the work per row
+// so small steps stay on one goroutine.
+func (ws *Workspace) rowLoop(p *par.Pool, op rowOp, width int) {
+	ws.op = op
+	p.For(ws.n, max(1, 1<<15/max(width, 1)), ws.rowsFn)
+}
+
+func (ws *Workspace) rowsWork(lo, hi int) {
+	c := ws.m.Cfg
+	l := &ws.m.Layers[ws.layer]
+	h, eps := c.Hidden, float32(c.NormEps)
+	switch ws.op {
+	case opNormIn:
+		for r := lo; r < hi; r++ {
+			ops.RMSNorm(ws.xn[r*h:(r+1)*h], ws.x[r*h:(r+1)*h], l.InNorm, eps)
+		}
+	case opRope:
+		d, half := c.HeadDim, c.HeadDim/2
+		qd, kd := c.Heads*d, c.KVHeads*d
+		for r := lo; r < hi; r++ {
+			cs, sn := ws.cos[r*half:(r+1)*half], ws.sin[r*half:(r+1)*half]
+			for hd := 0; hd < c.Heads; hd++ {
+				ops.Rope(ws.q[r*qd+hd*d:r*qd+(hd+1)*d], cs, sn)
+			}
+			for hd := 0; hd < c.KVHeads; hd++ {
+				ops.Rope(ws.k[r*kd+hd*d:r*kd+(hd+1)*d], cs, sn)
+			}
+			ws.kv.Write(ws.batch[ws.rowSeq[r]].KV, ws.layer, ws.pos[r], ws.k[r*kd:(r+1)*kd], ws.v[r*kd:(r+1)*kd])
+		}
+	case opResidualNormPost:
+		for r := lo; r < hi; r++ {
+			x := ws.x[r*h : (r+1)*h]
+			vec.Add(x, ws.xn[r*h:(r+1)*h])
+			ops.RMSNorm(ws.xn[r*h:(r+1)*h], x, l.PostNorm, eps)
+		}
+	case opSwiGLU:
+		in := c.Intermediate
+		for r := lo; r < hi; r++ {
+			g := ws.gate[r*in : (r+1)*in]
+			ops.SwiGLU(g, g, ws.up[r*in:(r+1)*in])
+		}
+	case opResidual:
+		vec.Add(ws.x[lo*h:hi*h], ws.xn[lo*h:hi*h])
+	}
+}
+
+// attnWork is worker w's share of attention: (row, head) items w, w+nw, …
+// Striding balances causal prefill, where later rows see longer contexts.
+func (ws *Workspace) attnWork(lo, hi int) {
+	c := ws.m.Cfg
+	d, bs := c.HeadDim, ws.kv.BlockSize()
+	qd, group := c.Heads*d, c.Heads/c.KVHeads
+	scale := float32(1 / math.Sqrt(float64(d)))
+	items := ws.n * c.Heads
+	for w := lo; w < hi; w++ {
+		for it := w; it < items; it += ws.nw {
+			r, hd := it/c.Heads, it%c.Heads
+			seq := ws.batch[ws.rowSeq[r]].KV
+			// Keys [first, n) are visible: all earlier positions, or the
+			// last SlidingWindow of them (Mistral, Qwen2).
+			n, first := ws.pos[r]+1, 0
+			if win := c.SlidingWindow; win > 0 && n > win {
+				first = n - win
+			}
+			sc := ws.scores[w][:n-first]
+			q := ws.q[r*qd+hd*d : r*qd+(hd+1)*d]
+			kvh := hd / group
+			for b := first / bs; b*bs < n; b++ {
+				lo, hi := max(b*bs, first), min((b+1)*bs, n)
+				ops.Scores(sc[lo-first:], q, ws.kv.K(seq.Blocks[b], ws.layer, kvh)[(lo-b*bs)*d:], d, hi-lo, scale)
+			}
+			ops.Softmax(sc)
+			o := ws.attn[r*qd+hd*d : r*qd+(hd+1)*d]
+			clear(o)
+			for b := first / bs; b*bs < n; b++ {
+				lo, hi := max(b*bs, first), min((b+1)*bs, n)
+				ops.Mix(o, sc[lo-first:], ws.kv.V(seq.Blocks[b], ws.layer, kvh)[(lo-b*bs)*d:], d, hi-lo)
+			}
+		}
+	}
+}
+
+// linear computes y = x·Wᵀ (+ bias) for all rows, then adds each adapter
+// group's low-rank update.
+func (ws *Workspace) linear(p *par.Pool, l *Layer, mod Module, y, x []float32) {
+	w := l.W[mod]
+	out, in := w.Rows(), w.Cols()
+	w.MulT(p, y, x, ws.n)
+	if b := l.Bias[mod]; b != nil {
+		for r := 0; r < ws.n; r++ {
+			vec.Add(y[r*out:(r+1)*out], b)
+		}
+	}
+	for _, g := range ws.groups {
+		if g.a == nil || g.a.LoRA == nil {
+			continue
+		}
+		lr := g.a.LoRA[ws.layer][mod]
+		if lr == nil {
+			continue
+		}
+		if g.hi-g.lo >= loraTransposeRows {
+			ops.Transpose(ws.bt, lr.B, out, lr.R)
+		}
+		ws.lr, ws.lrX, ws.lrY, ws.lrIn, ws.lrOut = lr, x[g.lo*in:g.hi*in], y[g.lo*out:g.hi*out], in, out
+		p.For(g.hi-g.lo, max(1, 1<<15/(lr.R*(in+out))), ws.loraFn)
+	}
+	ws.lr, ws.lrX, ws.lrY = nil, nil, nil
+}
+
+// loraTransposeRows is the group size from which transposing B (one extra
+// pass over it) pays for itself through vector updates in every row.
+const loraTransposeRows = 4
+
+// loraWork applies the current LoRA to rows [lo, hi) of its group.
+func (ws *Workspace) loraWork(lo, hi int) {
+	lr, in, out := ws.lr, ws.lrIn, ws.lrOut
+	y, t, x := ws.lrY[lo*out:], ws.lora[lo*lr.R:], ws.lrX[lo*in:]
+	if len(ws.lrY)/out >= loraTransposeRows {
+		ops.LoRAT(y, t, x, lr.A, ws.bt, hi-lo, in, out, lr.R, lr.Scale)
+	} else {
+		ops.LoRA(y, t, x, lr.A, lr.B, hi-lo, in, out, lr.R, lr.Scale)
+	}
+}
+
+// head computes logits for the rows each sequence asked for.
+func (ws *Workspace) head(p *par.Pool) [][]float32 {
+	c := ws.m.Cfg
+	h, vocab := c.Hidden, c.Vocab
+	nOut := 0
+	for i := range ws.batch {
+		s := &ws.batch[i]
+		if rows := len(s.Embeds)/h + len(s.Tokens); s.AllLogits {
+			nOut += rows
+		} else {
+			nOut += min(rows, 1)
+		}
+	}
+	ws.growLogits(nOut)
+	nOut = 0
+	for i := range ws.batch {
+		s := &ws.batch[i]
+		rows := len(s.Embeds)/h + len(s.Tokens)
+		first := ws.start[i]
+		if !s.AllLogits && rows > 0 {
+			first, rows = first+rows-1, 1
+		}
+		for r := first; r < first+rows; r++ {
+			ops.RMSNorm(ws.hx[(nOut+r-first)*h:(nOut+r-first+1)*h], ws.x[r*h:(r+1)*h], ws.m.Norm, float32(c.NormEps))
+		}
+		ws.out[i] = ws.logits[nOut*vocab : (nOut+rows)*vocab : (nOut+rows)*vocab]
+		nOut += rows
+	}
+	ws.m.Head.MulT(p, ws.logits, ws.hx, nOut)
+	return ws.out[:len(ws.batch)]
+}

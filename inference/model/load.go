@@ -1,0 +1,257 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/loraplex/loraplex/inference/config"
+	"github.com/loraplex/loraplex/inference/safetensors"
+	"github.com/loraplex/loraplex/quant"
+	"github.com/loraplex/loraplex/quant/par"
+)
+
+// LoadOptions controls how Load builds the weights.
+type LoadOptions struct {
+	// Quant is "nf4" (the default when empty) to quantize every decoder
+	// linear weight to bitsandbytes NF4, or "none" to keep them as stored.
+	// Checkpoints that are already NF4 load as NF4 either way.
+	Quant string
+
+	Pool *par.Pool // quantizes tensors in parallel; nil means par.Serial
+
+	// Progress, when set, is called after each tensor with how many of the
+	// total are done. Calls are serialized.
+	Progress func(done, total int)
+}
+
+// Validate reports an unknown Quant.
+func (o LoadOptions) Validate() error {
+	if !slices.Contains([]string{"", "nf4", "none"}, o.Quant) {
+		return fmt.Errorf("model: unknown quantization %q: use \"nf4\" or \"none\"", o.Quant)
+	}
+	return nil
+}
+
+const bnbStateSuffix = ".quant_state.bitsandbytes__nf4"
+
+// Load reads a Hugging Face Llama-family model directory (config.json plus
+// model.safetensors or its shards). Embeddings, an untied lm_head and norms
+// keep their stored precision (F32, or BF16/F16 used in place from the memory
+// map); decoder linear weights become NF4 unless opt.Quant is "none".
+func Load(dir string, opt LoadOptions) (*Model, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	f, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	m := &Model{Cfg: cfg, Layers: make([]Layer, cfg.Layers), invFreq: cfg.InvFreq(), file: f, rawConfig: raw}
+	ld := &loader{f: f, nf4: opt.Quant != "none"}
+
+	var jobs []func() error
+	dense := func(dst *quant.Matrix, name string, rows, cols int) {
+		jobs = append(jobs, func() (err error) { *dst, err = ld.dense(name, rows, cols); return err })
+	}
+	vector := func(dst *[]float32, name string, n int) {
+		jobs = append(jobs, func() (err error) { *dst, err = ld.vector(name, n); return err })
+	}
+	dense(&m.Embed, "model.embed_tokens.weight", cfg.Vocab, cfg.Hidden)
+	if !cfg.TieEmbeddings {
+		dense(&m.Head, "lm_head.weight", cfg.Vocab, cfg.Hidden)
+	}
+	vector(&m.Norm, "model.norm.weight", cfg.Hidden)
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		vector(&l.InNorm, fmt.Sprintf("model.layers.%d.input_layernorm.weight", i), cfg.Hidden)
+		vector(&l.PostNorm, fmt.Sprintf("model.layers.%d.post_attention_layernorm.weight", i), cfg.Hidden)
+		for mod := range NumModules {
+			name := TensorName(i, mod)
+			out, in := ModuleShape(cfg, mod)
+			jobs = append(jobs, func() (err error) { l.W[mod], err = ld.linear(name, out, in); return err })
+			if cfg.QKVBias && mod <= V {
+				vector(&l.Bias[mod], name[:len(name)-len("weight")]+"bias", out)
+			}
+		}
+	}
+
+	p := opt.Pool
+	if p == nil {
+		p = par.Serial
+	}
+	errs := make([]error, len(jobs))
+	var mu sync.Mutex
+	done := 0
+	p.For(len(jobs), 1, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			errs[j] = jobs[j]()
+			if opt.Progress != nil {
+				mu.Lock()
+				done++
+				opt.Progress(done, len(jobs))
+				mu.Unlock()
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("model: loading %s: %w", dir, err)
+	}
+	if cfg.TieEmbeddings {
+		m.Head = m.Embed
+	}
+	if err := m.check(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+type loader struct {
+	f   *safetensors.File
+	nf4 bool
+}
+
+func (ld *loader) get(name string, shape ...int) (safetensors.Tensor, error) {
+	t, err := ld.f.Get(name)
+	if err != nil {
+		return t, fmt.Errorf("%w: tensor %q is missing (%v)", ErrBadCheckpoint, name, err)
+	}
+	if !slices.Equal(t.Shape, shape) {
+		return t, fmt.Errorf("%w: tensor %q has shape %v, want %v", ErrBadCheckpoint, name, t.Shape, shape)
+	}
+	return t, nil
+}
+
+func (ld *loader) vector(name string, n int) ([]float32, error) {
+	t, err := ld.get(name, n)
+	if err != nil {
+		return nil, err
+	}
+	v, err := t.Float32()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
+	}
+	return v, nil
+}
+
+// dense keeps the stored precision; 16-bit weights stay in the memory map.
+func (ld *loader) dense(name string, rows, cols int) (quant.Matrix, error) {
+	t, err := ld.get(name, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	switch t.DType {
+	case safetensors.BF16, safetensors.F16:
+		u, err := t.Uint16()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
+		}
+		if t.DType == safetensors.BF16 {
+			return quant.NewBF16(rows, cols, u), nil
+		}
+		return quant.NewF16(rows, cols, u), nil
+	}
+	w, err := t.Float32()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
+	}
+	return quant.NewF32(rows, cols, w), nil
+}
+
+// linear loads a decoder projection: bitsandbytes NF4 as is, otherwise
+// quantized to NF4 or kept dense.
+func (ld *loader) linear(name string, rows, cols int) (quant.Matrix, error) {
+	if ld.f.Has(name + bnbStateSuffix) {
+		return ld.bnb(name, rows, cols)
+	}
+	if !ld.nf4 {
+		return ld.dense(name, rows, cols)
+	}
+	t, err := ld.get(name, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	w, err := t.Float32()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
+	}
+	q := quant.QuantizeNF4(rows, cols, w)
+	q.SetSourceDType(torchDType(t.DType))
+	return q, nil
+}
+
+func (ld *loader) bnb(name string, rows, cols int) (quant.Matrix, error) {
+	var bt quant.BnbTensors
+	raw := func(suffix string) ([]byte, error) {
+		t, err := ld.f.Get(name + suffix)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bitsandbytes tensor %q is missing (%v)", ErrBadCheckpoint, name+suffix, err)
+		}
+		return t.Data, nil
+	}
+	floats := func(suffix string) ([]float32, error) {
+		t, err := ld.f.Get(name + suffix)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bitsandbytes tensor %q is missing (%v)", ErrBadCheckpoint, name+suffix, err)
+		}
+		v, err := t.Float32()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
+		}
+		return v, nil
+	}
+	var err error
+	if bt.Weight, err = raw(""); err != nil {
+		return nil, err
+	}
+	if bt.QuantState, err = raw(bnbStateSuffix); err != nil {
+		return nil, err
+	}
+	if bt.QuantMap, err = floats(".quant_map"); err != nil {
+		return nil, err
+	}
+	absmax, err := ld.f.Get(name + ".absmax")
+	if err != nil {
+		return nil, fmt.Errorf("%w: bitsandbytes tensor %q is missing (%v)", ErrBadCheckpoint, name+".absmax", err)
+	}
+	if absmax.DType == safetensors.U8 {
+		bt.Absmax = absmax.Data
+		if bt.NestedAbsmax, err = floats(".nested_absmax"); err != nil {
+			return nil, err
+		}
+		if bt.NestedQuantMap, err = floats(".nested_quant_map"); err != nil {
+			return nil, err
+		}
+	} else if bt.AbsmaxF32, err = absmax.Float32(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
+	}
+	q, err := quant.NF4FromBnb(rows, cols, bt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadCheckpoint, name, err)
+	}
+	return q, nil
+}
+
+// torchDType names a safetensors dtype the way bitsandbytes' quant_state does.
+func torchDType(d safetensors.DType) string {
+	switch d {
+	case safetensors.BF16:
+		return "bfloat16"
+	case safetensors.F16:
+		return "float16"
+	}
+	return "float32"
+}

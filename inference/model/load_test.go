@@ -1,0 +1,190 @@
+package model
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loraplex/loraplex/inference/fixtures"
+	"github.com/loraplex/loraplex/inference/kvcache"
+	"github.com/loraplex/loraplex/inference/safetensors"
+	"github.com/loraplex/loraplex/quant"
+	"github.com/loraplex/loraplex/quant/par"
+)
+
+// rewrite copies the tiny fixture model into a temporary directory, letting
+// edit change its tensors.
+func rewrite(t *testing.T, edit func(ts []safetensors.Tensor) []safetensors.Tensor) string {
+	t.Helper()
+	src := fixtures.Path(t, "fixtures", "tiny-llama")
+	f, err := safetensors.OpenDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ts []safetensors.Tensor
+	for _, n := range f.Names() {
+		tn, err := f.Get(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, tn)
+	}
+	dir := t.TempDir()
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), edit(ts), nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestLoadRejectsBadCheckpoints(t *testing.T) {
+	const victim = "model.layers.1.mlp.up_proj.weight"
+	for _, tc := range []struct {
+		name  string
+		edit  func(ts []safetensors.Tensor) []safetensors.Tensor
+		quant string
+		want  []string
+	}{
+		{"missing tensor", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			var out []safetensors.Tensor
+			for _, tn := range ts {
+				if tn.Name != victim {
+					out = append(out, tn)
+				}
+			}
+			return out
+		}, "nf4", []string{victim, "missing"}},
+		{"wrong shape", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			for i := range ts {
+				if ts[i].Name == victim {
+					ts[i].Shape = []int{ts[i].Shape[1], ts[i].Shape[0]}
+				}
+			}
+			return ts
+		}, "none", []string{victim, "[64 160]", "[160 64]"}},
+		{"wrong norm length", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			for i := range ts {
+				if ts[i].Name == "model.norm.weight" {
+					ts[i].Shape = []int{32}
+					ts[i].Data = ts[i].Data[:128]
+				}
+			}
+			return ts
+		}, "nf4", []string{"model.norm.weight", "[32]", "[64]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls int
+			_, err := Load(rewrite(t, tc.edit), LoadOptions{Quant: tc.quant, Progress: func(done, total int) { calls++ }})
+			if !errors.Is(err, ErrBadCheckpoint) {
+				t.Fatalf("error %v, want ErrBadCheckpoint", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := Load(t.TempDir(), LoadOptions{Quant: "int3"}); err == nil || !strings.Contains(err.Error(), "int3") {
+		t.Fatalf("unknown quantization: error %v", err)
+	}
+}
+
+func TestLoadKeepsPrecisionAndReportsProgress(t *testing.T) {
+	dir := fixtures.Path(t, "fixtures", "tiny-llama")
+	var last, total, calls int
+	m, err := Load(dir, LoadOptions{Pool: par.New(3), Progress: func(d, n int) { last, total = d, n; calls++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// 2 layers × (7 linears + 2 norms) + embeddings + lm_head + final norm.
+	if calls != 21 || last != 21 || total != 21 {
+		t.Fatalf("progress: %d calls, last %d/%d, want 21 calls ending 21/21", calls, last, total)
+	}
+	if _, ok := m.Layers[0].W[Q].(*quant.NF4); !ok {
+		t.Fatalf("q_proj is %T, want *quant.NF4", m.Layers[0].W[Q])
+	}
+	if m.Embed.Bytes() != int64(4*m.Cfg.Vocab*m.Cfg.Hidden) || m.Head == m.Embed {
+		t.Fatalf("embeddings should stay F32 and lm_head untied: %T %d bytes", m.Embed, m.Embed.Bytes())
+	}
+}
+
+// A BF16 checkpoint keeps its embeddings 16-bit and gives nearly the same
+// logits as its F32 source.
+func TestLoadBF16(t *testing.T) {
+	dir := rewrite(t, func(ts []safetensors.Tensor) []safetensors.Tensor {
+		for i, tn := range ts {
+			v, err := tn.Float32()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts[i] = safetensors.BF16Tensor(tn.Name, tn.Shape, v)
+		}
+		return ts
+	})
+	m, err := Load(dir, LoadOptions{Quant: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if got, want := m.Embed.Bytes(), int64(2*m.Cfg.Vocab*m.Cfg.Hidden); got != want {
+		t.Fatalf("BF16 embeddings take %d bytes, want %d", got, want)
+	}
+	ref := loadReference(t)
+	var seq kvcache.Seq
+	out := m.Forward(nil, NewWorkspace(m, 8, 1), newKV(m, 4), []SeqInput{{Tokens: ref.Sequence, KV: &seq, AllLogits: true}})
+	// bf16 keeps 8 bits of mantissa: logits move by a few hundredths.
+	compareLogits(t, "bf16", out[0], ref.Logits.FP32, 0.1)
+}
+
+// SaveBnb writes a checkpoint that loads back through the bitsandbytes path
+// to bit-identical weights, hence identical logits.
+func TestSaveBnbRoundTrip(t *testing.T) {
+	ref := loadReference(t)
+	m := loadModel(t, "nf4", "fixtures", "tiny-llama")
+	dir := t.TempDir()
+	if err := m.SaveBnb(dir); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := f.Get("model.layers.0.self_attn.k_proj.weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.DType != safetensors.U8 || len(w.Shape) != 2 || w.Shape[0] != 32*64/2 || w.Shape[1] != 1 {
+		t.Fatalf("packed k_proj is %s %v, want U8 [1024 1]", w.DType, w.Shape)
+	}
+	back, err := Load(dir, LoadOptions{Quant: "none"}) // bnb tensors load as NF4 regardless
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	if back.Cfg.Quant == nil || back.Cfg.Quant.QuantType != "nf4" {
+		t.Fatalf("saved config has quantization %+v", back.Cfg.Quant)
+	}
+	run := func(m *Model) []float32 {
+		var seq kvcache.Seq
+		return append([]float32(nil), m.Forward(nil, NewWorkspace(m, 8, 1), newKV(m, 4), []SeqInput{{Tokens: ref.Sequence, KV: &seq, AllLogits: true}})[0]...)
+	}
+	if d := maxDiff(run(back), run(m)); d != 0 {
+		t.Fatalf("reloaded model differs by %g", d)
+	}
+	none := loadModel(t, "none", "fixtures", "tiny-llama")
+	if err := none.SaveBnb(t.TempDir()); !errors.Is(err, ErrNotQuantized) {
+		t.Fatalf("saving an unquantized model: %v, want ErrNotQuantized", err)
+	}
+}

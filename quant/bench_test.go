@@ -1,0 +1,107 @@
+package quant
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/loraplex/loraplex/quant/par"
+)
+
+// randomNF4 builds an NF4 matrix from random codes and scales directly:
+// speed does not depend on the values, and quantizing 65M weights would
+// dominate the benchmark set-up.
+func randomNF4(rows, cols int) *NF4 {
+	r := rand.New(rand.NewPCG(1, 1))
+	n := rows * cols
+	nb := (n + 63) / 64
+	q := &NF4{rows: rows, cols: cols, packed: make([]byte, (n+1)/2), qabs: make([]uint8, nb),
+		absmax2: make([]float32, (nb+255)/256), offset: 0.01, code: &nf4Code, dyn: &dynamicMap}
+	for i := range q.packed {
+		q.packed[i] = byte(r.Uint32())
+	}
+	for i := range q.qabs {
+		q.qabs[i] = byte(r.Uint32())
+	}
+	for i := range q.absmax2 {
+		q.absmax2[i] = 0.005
+	}
+	return q
+}
+
+// BenchmarkMemCopy is the bandwidth yardstick: GB/s here is read+write of
+// a 256 MB slice; compare NF4 n=1 GB/s (weights read) with it.
+func BenchmarkMemCopy(b *testing.B) {
+	const n = 256 << 20
+	src, dst := make([]byte, n), make([]byte, n)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	copy(dst, src) // fault the pages in before timing
+	b.SetBytes(n)
+	for b.Loop() {
+		copy(dst, src)
+	}
+}
+
+func benchMulT(b *testing.B, m Matrix, n int) {
+	p := par.New(0)
+	x := randVec(rand.New(rand.NewPCG(2, 2)), n*m.Cols())
+	y := make([]float32, n*m.Rows())
+	b.SetBytes(m.Bytes())
+	for b.Loop() {
+		m.MulT(p, y, x, n)
+	}
+	flops := 2 * float64(m.Rows()) * float64(m.Cols()) * float64(n) * float64(b.N)
+	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkNF4MulT(b *testing.B) {
+	for _, sh := range [][3]int{{5632, 2048, 1}, {32000, 2048, 1}, {2048, 5632, 1}, {5632, 2048, 8}, {5632, 2048, 64}, {2048, 2048, 128}} {
+		b.Run(fmt.Sprintf("%dx%d/n=%d", sh[0], sh[1], sh[2]), func(b *testing.B) {
+			benchMulT(b, randomNF4(sh[0], sh[1]), sh[2])
+		})
+	}
+}
+
+func BenchmarkBF16MulT(b *testing.B) {
+	for _, sh := range [][3]int{{32000, 2048, 1}, {32000, 2048, 8}} {
+		b.Run(fmt.Sprintf("%dx%d/n=%d", sh[0], sh[1], sh[2]), func(b *testing.B) {
+			w := make([]uint16, sh[0]*sh[1])
+			for i := range w {
+				w[i] = 0x3c00 + uint16(i%256)
+			}
+			benchMulT(b, NewBF16(sh[0], sh[1], w), sh[2])
+		})
+	}
+}
+
+func BenchmarkF32MulT(b *testing.B) {
+	for _, sh := range [][3]int{{2048, 2048, 1}, {2048, 2048, 128}} {
+		b.Run(fmt.Sprintf("%dx%d/n=%d", sh[0], sh[1], sh[2]), func(b *testing.B) {
+			benchMulT(b, NewF32(sh[0], sh[1], randVec(rand.New(rand.NewPCG(3, 3)), sh[0]*sh[1])), sh[2])
+		})
+	}
+}
+
+func BenchmarkNF4MulGrad(b *testing.B) {
+	const rows, cols, n = 5632, 2048, 16
+	m := randomNF4(rows, cols)
+	p := par.New(0)
+	dy := randVec(rand.New(rand.NewPCG(4, 4)), n*rows)
+	dx := make([]float32, n*cols)
+	b.SetBytes(m.Bytes())
+	for b.Loop() {
+		m.MulGrad(p, dx, dy, n)
+	}
+	b.ReportMetric(2*rows*cols*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkQuantizeNF4(b *testing.B) {
+	const rows, cols = 2048, 2048
+	w := randWeights(rand.New(rand.NewPCG(5, 5)), rows*cols)
+	b.SetBytes(rows * cols * 4)
+	for b.Loop() {
+		QuantizeNF4(rows, cols, w)
+	}
+}

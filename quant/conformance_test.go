@@ -1,0 +1,305 @@
+package quant
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/loraplex/loraplex/quant/par"
+	"github.com/x448/float16"
+)
+
+const guard = float32(-12345.5) // written after every output to catch overruns
+
+func withGuard(n, extra int) []float32 {
+	b := make([]float32, n+extra)
+	for i := n; i < len(b); i++ {
+		b[i] = guard
+	}
+	return b
+}
+
+func checkGuard(t *testing.T, what string, b []float32, n int) {
+	t.Helper()
+	for i := n; i < len(b); i++ {
+		if b[i] != guard {
+			t.Fatalf("%s wrote past its end at %d (len %d)", what, i, n)
+		}
+	}
+}
+
+func close32(got, want float64, scale float64) bool {
+	return math.Abs(got-want) <= 1e-5*scale+1e-6
+}
+
+func randVec(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+func randBits(r *rand.Rand, n int, f16 bool) []uint16 {
+	v := make([]uint16, n)
+	for i := range v {
+		x := float32(r.NormFloat64())
+		if f16 {
+			v[i] = float16.Fromfloat32(x).Bits()
+		} else {
+			v[i] = uint16(math.Float32bits(x) >> 16)
+		}
+	}
+	return v
+}
+
+// TestKernelConformance runs every kernel variant of this build against the
+// Go specification on ragged sizes.
+func TestKernelConformance(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, ks := range kernelVariants() {
+		t.Run(ks.name, func(t *testing.T) {
+			for nb := 0; nb <= 9; nb++ {
+				w := randWeights(r, nb*64)
+				q := QuantizeNF4(1, nb*64, w)
+				x := randVec(r, nb*64)
+				a2, off := float32(0), float32(0)
+				if nb > 0 {
+					a2, off = q.absmax2[0], q.offset
+				}
+				want := nf4DotGeneric(q.packed, q.qabs, x, q.code, q.dyn, a2, off)
+				got := ks.nf4Dot(q.packed, q.qabs, x, q.code, q.dyn, a2, off)
+				if !close32(float64(got), float64(want), math.Sqrt(float64(nb*64))*0.05) {
+					t.Fatalf("nf4Dot nb=%d: %v, generic %v", nb, got, want)
+				}
+				if ks.nf4DotSplit != nil {
+					xs := make([]float32, len(x))
+					splitX(xs, x)
+					if got := ks.nf4DotSplit(q.packed, q.qabs, xs, q.code, q.dyn, a2, off); !close32(float64(got), float64(want), math.Sqrt(float64(nb*64))*0.05) {
+						t.Fatalf("nf4DotSplit nb=%d: %v, generic %v", nb, got, want)
+					}
+				}
+				if ks.nf4DotSplit2 != nil {
+					// Two rows ld apart, with a guard gap between them.
+					ld := nb*64 + 32
+					x2 := randVec(r, ld+nb*64)
+					xs := make([]float32, len(x2))
+					splitX(xs[:nb*64], x2[:nb*64])
+					splitX(xs[ld:], x2[ld:])
+					var out [2]float32
+					ks.nf4DotSplit2(q.packed, q.qabs, xs, ld, q.code, q.dyn, a2, off, &out)
+					for a := range 2 {
+						want := nf4DotGeneric(q.packed, q.qabs, x2[a*ld:a*ld+nb*64], q.code, q.dyn, a2, off)
+						if !close32(float64(out[a]), float64(want), math.Sqrt(float64(nb*64))*0.05) {
+							t.Fatalf("nf4DotSplit2 nb=%d row %d: %v, generic %v", nb, a, out[a], want)
+						}
+					}
+				}
+				d, g := withGuard(nb*64, 17), make([]float32, nb*64)
+				ks.nf4Decode(d, q.packed, q.qabs, q.code, q.dyn, a2, off)
+				nf4DecodeGeneric(g, q.packed, q.qabs, q.code, q.dyn, a2, off)
+				checkGuard(t, "nf4Decode", d, nb*64)
+				for i := range g {
+					if d[i] != g[i] {
+						t.Fatalf("nf4Decode nb=%d [%d]: %v, generic %v", nb, i, d[i], g[i])
+					}
+				}
+			}
+			for _, n := range []int{0, 1, 2, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129, 1000} {
+				x := randVec(r, n)
+				for _, f16 := range []bool{false, true} {
+					w := randBits(r, n, f16)
+					dot, dotG, dec, decG := ks.bf16Dot, bf16DotGeneric, ks.bf16Decode, bf16DecodeGeneric
+					if f16 {
+						dot, dotG, dec, decG = ks.f16Dot, f16DotGeneric, ks.f16Decode, f16DecodeGeneric
+					}
+					if got, want := dot(w, x), dotG(w, x); !close32(float64(got), float64(want), math.Sqrt(float64(n))*4) {
+						t.Fatalf("f16=%v dot n=%d: %v, generic %v", f16, n, got, want)
+					}
+					if !f16 && ks.bf16Dot2 != nil {
+						ld := n + 3
+						x2 := randVec(r, ld+n)
+						var out [2]float32
+						ks.bf16Dot2(w, x2, ld, &out)
+						for a := range 2 {
+							if want := dotG(w, x2[a*ld:a*ld+n]); !close32(float64(out[a]), float64(want), math.Sqrt(float64(n))*4) {
+								t.Fatalf("bf16Dot2 n=%d row %d: %v, generic %v", n, a, out[a], want)
+							}
+						}
+					}
+					d, g := withGuard(n, 17), make([]float32, n)
+					dec(d[:n], w)
+					decG(g, w)
+					checkGuard(t, "decode", d, n)
+					for i := range g {
+						if d[i] != g[i] {
+							t.Fatalf("f16=%v decode n=%d [%d]: %v, generic %v", f16, n, i, d[i], g[i])
+						}
+					}
+				}
+			}
+			for _, rr := range []int{0, 1, 5, 64} {
+				ld := 64 + r.IntN(9)
+				dx, dy, w := randVec(r, 3*ld+64+3), randVec(r, 3*ld+rr+1), randVec(r, rr*ld+64)
+				want := append([]float32(nil), dx...)
+				acc4x64Generic(want, ld, dy, ld, w, ld, rr)
+				ks.acc4x64(dx, ld, dy, ld, w, ld, rr)
+				for i := range dx {
+					if !close32(float64(dx[i]), float64(want[i]), math.Sqrt(float64(rr+1))*4) {
+						t.Fatalf("acc4x64 R=%d ld=%d [%d]: %v, generic %v", rr, ld, i, dx[i], want[i])
+					}
+				}
+			}
+			for _, k := range []int{1, 3, 8, 15, 16, 17, 32, 33, 64, 70, 257} {
+				ld := k + r.IntN(5)
+				x, w := randVec(r, 3*ld+k), randVec(r, 3*ld+k)
+				var got, want [16]float32
+				for i := range got {
+					got[i] = guard
+				}
+				ks.dot4x4(&got, x, ld, w, ld, k)
+				dot4x4Generic(&want, x, ld, w, ld, k)
+				for i := range got {
+					if !close32(float64(got[i]), float64(want[i]), math.Sqrt(float64(k))*4) {
+						t.Fatalf("dot4x4 K=%d ld=%d [%d]: %v, generic %v", k, ld, i, got[i], want[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+type format struct {
+	name string
+	make func(rows, cols int, w []float32) Matrix
+}
+
+var formats = []format{
+	{"f32", func(rows, cols int, w []float32) Matrix { return NewF32(rows, cols, w) }},
+	{"bf16", func(rows, cols int, w []float32) Matrix {
+		b := make([]uint16, len(w))
+		for i, v := range w {
+			b[i] = uint16(math.Float32bits(v) >> 16)
+		}
+		return NewBF16(rows, cols, b)
+	}},
+	{"f16", func(rows, cols int, w []float32) Matrix {
+		b := make([]uint16, len(w))
+		for i, v := range w {
+			b[i] = float16.Fromfloat32(v).Bits()
+		}
+		return NewF16(rows, cols, b)
+	}},
+	{"nf4", func(rows, cols int, w []float32) Matrix { return QuantizeNF4(rows, cols, w) }},
+}
+
+// TestMatrixConformance checks MulT, MulGrad and Row of every format and
+// kernel variant against float64 products with the widened weights.
+func TestMatrixConformance(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	shapes := [][2]int{{1, 1}, {3, 5}, {17, 63}, {5, 64}, {33, 100}, {70, 129}, {20, 256}, {9, 300}, {300, 128}, {3, 16384 + 64}}
+	ns := []int{1, 2, 3, 4, 5, 7, 8, 16, 33, 64, 65, 70}
+	if testing.Short() {
+		ns = []int{1, 2, 5, 65}
+	}
+	pools := []*par.Pool{par.Serial, par.New(3)}
+	for _, ks := range kernelVariants() {
+		useKernels(t, ks)
+		for _, f := range formats {
+			for _, sh := range shapes {
+				R, C := sh[0], sh[1]
+				m := f.make(R, C, randVec(r, R*C))
+				wide := make([]float32, R*C)
+				for i := range R {
+					row := withGuard(C, 5)
+					m.Row(row, i)
+					checkGuard(t, "Row", row, C)
+					copy(wide[i*C:], row[:C])
+				}
+				if q, ok := m.(*NF4); ok {
+					d := make([]float32, R*C)
+					q.Dequantize(d)
+					for i := range d {
+						if d[i] != wide[i] {
+							t.Fatalf("%s %s: Row and Dequantize differ at %d", ks.name, f.name, i)
+						}
+					}
+				}
+				for _, n := range ns {
+					p := pools[n%2]
+					name := fmt.Sprintf("%s %s %dx%d n=%d", ks.name, f.name, R, C, n)
+					x := randVec(r, n*C)
+					y := withGuard(n*R, 7)
+					m.MulT(p, y, x, n)
+					checkGuard(t, name+" MulT", y, n*R)
+					for i := range n {
+						for o := range R {
+							var s, a float64
+							for k := range C {
+								s += float64(x[i*C+k]) * float64(wide[o*C+k])
+								a += math.Abs(float64(x[i*C+k]) * float64(wide[o*C+k]))
+							}
+							if !close32(float64(y[i*R+o]), s, a+1) {
+								t.Fatalf("%s MulT y[%d,%d] = %v, want %v", name, i, o, y[i*R+o], s)
+							}
+						}
+					}
+					dy := randVec(r, n*R)
+					dx := withGuard(n*C, 7)
+					base := randVec(r, n*C)
+					copy(dx, base)
+					m.MulGrad(p, dx, dy, n)
+					checkGuard(t, name+" MulGrad", dx, n*C)
+					for i := range n {
+						for k := range C {
+							s, a := float64(base[i*C+k]), math.Abs(float64(base[i*C+k]))
+							for o := range R {
+								s += float64(dy[i*R+o]) * float64(wide[o*C+k])
+								a += math.Abs(float64(dy[i*R+o]) * float64(wide[o*C+k]))
+							}
+							if !close32(float64(dx[i*C+k]), s, a+1) {
+								t.Fatalf("%s MulGrad dx[%d,%d] = %v, want %v", name, i, k, dx[i*C+k], s)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestHalfWidening(t *testing.T) {
+	for h := range 1 << 16 {
+		want := float16.Frombits(uint16(h)).Float32()
+		got := f16ToF32(uint16(h))
+		if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+			t.Fatalf("f16 %#04x: %v, want %v", h, got, want)
+		}
+	}
+	for _, v := range []float32{0, -0, 1, -2.5, 3.0e38, 1e-40} {
+		h := uint16(math.Float32bits(v) >> 16)
+		if got := bf16ToF32(h); math.Float32bits(got) != math.Float32bits(v)&0xffff0000 {
+			t.Fatalf("bf16 %v: %v", v, got)
+		}
+	}
+}
+
+// TestNoAllocs: the kernels run once per layer per token; in steady state
+// they must not allocate (par.Serial, so the pool's own bookkeeping is out).
+func TestNoAllocs(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	const R, C = 70, 192
+	for _, f := range formats {
+		m := f.make(R, C, randVec(r, R*C))
+		x, y := randVec(r, 8*C), make([]float32, 8*R)
+		for _, n := range []int{1, 8} {
+			if a := testing.AllocsPerRun(20, func() { m.MulT(par.Serial, y, x, n) }); a != 0 {
+				t.Errorf("%s MulT n=%d: %v allocations per call", f.name, n, a)
+			}
+			if a := testing.AllocsPerRun(20, func() { m.MulGrad(par.Serial, x, y, n) }); a != 0 {
+				t.Errorf("%s MulGrad n=%d: %v allocations per call", f.name, n, a)
+			}
+		}
+	}
+}

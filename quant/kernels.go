@@ -1,0 +1,198 @@
+package quant
+
+// kernelSet is one implementation of every inner loop. The Go versions
+// (genericKernels) are the specification; assembly versions must match them
+// up to float32 summation order.
+type kernelSet struct {
+	name string
+
+	// nf4Dot returns Σ w[k]·x[k] over the len(q) whole 64-blocks in p
+	// (32 bytes each), all in one 256-block group with scale a2.
+	nf4Dot func(p []byte, q []uint8, x []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32
+	// nf4DotSplit is nf4Dot with x given in split order (see splitX); nil
+	// where a set has no faster kernel for that order.
+	nf4DotSplit func(p []byte, q []uint8, xs []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32
+	// nf4DotSplit2 sets out[a] to the nf4DotSplit of rows xs and xs[ldx:],
+	// decoding each block once; nil where a set has none.
+	nf4DotSplit2 func(p []byte, q []uint8, xs []float32, ldx int, code *[16]float32, dyn *[256]float32, a2, off float32, out *[2]float32)
+	// nf4Decode writes the len(q) whole 64-blocks in p, dequantized, to dst.
+	nf4Decode func(dst []float32, p []byte, q []uint8, code *[16]float32, dyn *[256]float32, a2, off float32)
+
+	bf16Dot    func(w []uint16, x []float32) float32
+	bf16Decode func(dst []float32, w []uint16)
+	// bf16Dot2 sets out[a] = bf16Dot(w, x[a*ldx:]) for a < 2, widening
+	// each weight once; nil where a set has none.
+	bf16Dot2  func(w []uint16, x []float32, ldx int, out *[2]float32)
+	f16Dot    func(w []uint16, x []float32) float32
+	f16Decode func(dst []float32, w []uint16)
+
+	// acc4x64 adds, for a < 4 and c < 64,
+	// dx[a·ldx+c] += Σ_{r<R} dy[a·ldy+r]·w[r·ldw+c].
+	acc4x64 func(dx []float32, ldx int, dy []float32, ldy int, w []float32, ldw int, R int)
+
+	// dot4x4 sets t[4a+b] = Σ_{k<K} x[a·ldx+k]·w[b·ldw+k] for a, b < 4.
+	dot4x4 func(t *[16]float32, x []float32, ldx int, w []float32, ldw int, K int)
+}
+
+// kern is the kernel set in use, chosen once from the CPU features.
+var kern = bestKernels()
+
+var genericKernels = kernelSet{
+	name:       "generic",
+	nf4Dot:     nf4DotGeneric,
+	nf4Decode:  nf4DecodeGeneric,
+	bf16Dot:    bf16DotGeneric,
+	bf16Decode: bf16DecodeGeneric,
+	f16Dot:     f16DotGeneric,
+	f16Decode:  f16DecodeGeneric,
+	dot4x4:     dot4x4Generic,
+	acc4x64:    acc4x64Generic,
+}
+
+// nf4BlockTable returns the 16 dequantized values of a block whose scale
+// code is qb: code[c]·(float32(dyn[qb]·a2) + off), as bitsandbytes rounds.
+func nf4BlockTable(t *[16]float32, code *[16]float32, dyn *[256]float32, qb uint8, a2, off float32) {
+	s := float32(dyn[qb]*a2) + off
+	for c := range t {
+		t[c] = code[c] * s
+	}
+}
+
+// nf4DotGeneric is the loop the assembly nf4Dot kernels implement:
+//
+//	for j, qb := range q {
+//		nf4BlockTable(&t, code, dyn, qb, a2, off)
+//		for k, b := range p[32*j : 32*j+32] {
+//			sum += t[b>>4]*x[64*j+2*k] + t[b&15]*x[64*j+2*k+1]
+//		}
+//	}
+func nf4DotGeneric(p []byte, q []uint8, x []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32 {
+	var t [16]float32
+	var sum float32
+	for j, qb := range q {
+		nf4BlockTable(&t, code, dyn, qb, a2, off)
+		xb := x[64*j : 64*j+64]
+		for k, b := range p[32*j : 32*j+32] {
+			sum += t[b>>4]*xb[2*k] + t[b&15]*xb[2*k+1]
+		}
+	}
+	return sum
+}
+
+// splitX writes x in split order: within each 32-value chunk the 16 even
+// elements first, then the 16 odd ones. A packed byte holds an even element
+// in its high nibble and the next odd one in its low nibble, so in this order
+// a kernel can widen bytes to lanes without any byte shuffle.
+// len(x) must be a multiple of 32.
+func splitX(xs, x []float32) {
+	for c := 0; c < len(x); c += 32 {
+		for k := range 16 {
+			xs[c+k], xs[c+16+k] = x[c+2*k], x[c+2*k+1]
+		}
+	}
+}
+
+// nf4DecodeGeneric is the loop the assembly nf4Decode kernels implement:
+//
+//	for j, qb := range q {
+//		nf4BlockTable(&t, code, dyn, qb, a2, off)
+//		for k, b := range p[32*j : 32*j+32] {
+//			dst[64*j+2*k], dst[64*j+2*k+1] = t[b>>4], t[b&15]
+//		}
+//	}
+func nf4DecodeGeneric(dst []float32, p []byte, q []uint8, code *[16]float32, dyn *[256]float32, a2, off float32) {
+	var t [16]float32
+	for j, qb := range q {
+		nf4BlockTable(&t, code, dyn, qb, a2, off)
+		d := dst[64*j : 64*j+64]
+		for k, b := range p[32*j : 32*j+32] {
+			d[2*k], d[2*k+1] = t[b>>4], t[b&15]
+		}
+	}
+}
+
+// bf16DotGeneric: for k := range w { sum += bf16ToF32(w[k]) * x[k] }.
+func bf16DotGeneric(w []uint16, x []float32) float32 {
+	var sum float32
+	x = x[:len(w)]
+	for k, h := range w {
+		sum += bf16ToF32(h) * x[k]
+	}
+	return sum
+}
+
+// bf16DecodeGeneric: for k := range w { dst[k] = bf16ToF32(w[k]) }.
+func bf16DecodeGeneric(dst []float32, w []uint16) {
+	dst = dst[:len(w)]
+	for k, h := range w {
+		dst[k] = bf16ToF32(h)
+	}
+}
+
+// f16DotGeneric: for k := range w { sum += f16ToF32(w[k]) * x[k] }.
+func f16DotGeneric(w []uint16, x []float32) float32 {
+	var sum float32
+	x = x[:len(w)]
+	for k, h := range w {
+		sum += f16ToF32(h) * x[k]
+	}
+	return sum
+}
+
+// f16DecodeGeneric: for k := range w { dst[k] = f16ToF32(w[k]) }.
+func f16DecodeGeneric(dst []float32, w []uint16) {
+	dst = dst[:len(w)]
+	for k, h := range w {
+		dst[k] = f16ToF32(h)
+	}
+}
+
+// dot4x4Generic is the loop the assembly dot4x4 kernels implement:
+//
+//	for a := range 4 {
+//		for b := range 4 {
+//			for k := range K {
+//				t[4*a+b] += x[a*ldx+k] * w[b*ldw+k]
+//			}
+//		}
+//	}
+//
+// with t zeroed first.
+func dot4x4Generic(t *[16]float32, x []float32, ldx int, w []float32, ldw int, K int) {
+	_ = x[3*ldx+K-1]
+	_ = w[3*ldw+K-1]
+	for a := range 4 {
+		xa := x[a*ldx : a*ldx+K]
+		for b := range 4 {
+			wb := w[b*ldw : b*ldw+K]
+			var s float32
+			for k, v := range xa {
+				s += v * wb[k]
+			}
+			t[4*a+b] = s
+		}
+	}
+}
+
+// acc4x64Generic is the loop the assembly acc4x64 kernels implement:
+//
+//	for r := range R {
+//		for a := range 4 {
+//			for c := range 64 {
+//				dx[a*ldx+c] += dy[a*ldy+r] * w[r*ldw+c]
+//			}
+//		}
+//	}
+func acc4x64Generic(dx []float32, ldx int, dy []float32, ldy int, w []float32, ldw int, R int) {
+	_ = dx[3*ldx+63]
+	for r := range R {
+		wr := w[r*ldw : r*ldw+64]
+		for a := range 4 {
+			d := dy[a*ldy+r]
+			dxa := dx[a*ldx : a*ldx+64]
+			for c, v := range wr {
+				dxa[c] += d * v
+			}
+		}
+	}
+}

@@ -1,0 +1,164 @@
+//go:build !noasm
+
+package quant
+
+import "golang.org/x/sys/cpu"
+
+// Assembly kernels; each implements the Go loop of the generic function
+// named beside it (see kernels.go).
+
+//go:noescape
+func nf4DotAVX512(p []byte, q []uint8, x []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32 // nf4DotGeneric
+
+// nf4DotSplitAVX512 implements, with xs = splitX(x):
+//
+//	for j, qb := range q {
+//		nf4BlockTable(&t, code, dyn, qb, a2, off)
+//		for c := 0; c < 2; c++ {
+//			for k, b := range p[32*j+16*c : 32*j+16*c+16] {
+//				sum += t[b>>4]*xs[64*j+32*c+k] + t[b&15]*xs[64*j+32*c+16+k]
+//			}
+//		}
+//	}
+//
+//go:noescape
+func nf4DotSplitAVX512(p []byte, q []uint8, xs []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32
+
+// nf4DotSplit2AVX512 sets out[a] = nf4DotSplitAVX512(p, q, xs[a*ldx:], ...)
+// for a < 2, decoding each block once.
+//
+//go:noescape
+func nf4DotSplit2AVX512(p []byte, q []uint8, xs []float32, ldx int, code *[16]float32, dyn *[256]float32, a2, off float32, out *[2]float32)
+
+// bf16Dot2AVX512 sets out[a] = bf16DotGeneric(w, x[a*ldx:]) for a < 2,
+// widening each weight once.
+//
+//go:noescape
+func bf16Dot2AVX512(w []uint16, x []float32, ldx int, out *[2]float32)
+
+//go:noescape
+func nf4DecodeAVX512(dst []float32, p []byte, q []uint8, code *[16]float32, dyn *[256]float32, a2, off float32) // nf4DecodeGeneric
+
+//go:noescape
+func nf4DotAVX2(p []byte, q []uint8, x []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32 // nf4DotGeneric
+
+//go:noescape
+func nf4DecodeAVX2(dst []float32, p []byte, q []uint8, code *[16]float32, dyn *[256]float32, a2, off float32) // nf4DecodeGeneric
+
+//go:noescape
+func bf16DotAVX512(w []uint16, x []float32) float32 // bf16DotGeneric
+
+//go:noescape
+func bf16DecodeAVX512(dst []float32, w []uint16) // bf16DecodeGeneric
+
+//go:noescape
+func bf16DotAVX2(w []uint16, x []float32) float32 // bf16DotGeneric
+
+//go:noescape
+func bf16DecodeAVX2(dst []float32, w []uint16) // bf16DecodeGeneric
+
+//go:noescape
+func f16DotAVX2(w []uint16, x []float32) float32 // f16DotGeneric
+
+//go:noescape
+func f16DecodeAVX2(dst []float32, w []uint16) // f16DecodeGeneric
+
+//go:noescape
+func dot4x4AVX512(t *[16]float32, x []float32, ldx int, w []float32, ldw int, K int) // dot4x4Generic
+
+// dot2x4AVX2 sets t[4a+b] = Σ_{k<K} x[a·ldx+k]·w[b·ldw+k] for a < 2, b < 4;
+// K must be a multiple of 8.
+//
+//go:noescape
+func dot2x4AVX2(t *[8]float32, x []float32, ldx int, w []float32, ldw int, K int)
+
+// dot4x4AVX2 runs the 2×4 kernel on both halves of x over the first K&^7
+// columns and finishes the rest in Go. 16 YMM registers hold only eight
+// 2×4 accumulators next to the loads.
+func dot4x4AVX2(t *[16]float32, x []float32, ldx int, w []float32, ldw int, K int) {
+	_ = x[3*ldx+K-1]
+	_ = w[3*ldw+K-1]
+	k8 := K &^ 7
+	dot2x4AVX2((*[8]float32)(t[0:8]), x, ldx, w, ldw, k8)
+	dot2x4AVX2((*[8]float32)(t[8:16]), x[2*ldx:], ldx, w, ldw, k8)
+	for k := k8; k < K; k++ {
+		for a := range 4 {
+			for b := range 4 {
+				t[4*a+b] += x[a*ldx+k] * w[b*ldw+k]
+			}
+		}
+	}
+}
+
+//go:noescape
+func acc4x64AVX512(dx []float32, ldx int, dy []float32, ldy int, w []float32, ldw int, R int) // acc4x64Generic
+
+// acc4x16AVX2 is acc4x64Generic for 16 columns: 4×16 accumulators are what
+// the 16 YMM registers hold next to the loads.
+//
+//go:noescape
+func acc4x16AVX2(dx []float32, ldx int, dy []float32, ldy int, w []float32, ldw int, R int)
+
+// acc4x64AVX2 runs the 4×16 kernel on the four 16-column quarters.
+func acc4x64AVX2(dx []float32, ldx int, dy []float32, ldy int, w []float32, ldw int, R int) {
+	_ = dx[3*ldx+63]
+	if R > 0 {
+		_ = w[(R-1)*ldw+63]
+		_ = dy[3*ldy+R-1]
+	}
+	for c := 0; c < 64; c += 16 {
+		acc4x16AVX2(dx[c:], ldx, dy, ldy, w[c:], ldw, R)
+	}
+}
+
+var (
+	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512DQ
+)
+
+var (
+	avx2Kernels = kernelSet{
+		name:       "avx2",
+		nf4Dot:     nf4DotAVX2,
+		nf4Decode:  nf4DecodeAVX2,
+		bf16Dot:    bf16DotAVX2,
+		bf16Decode: bf16DecodeAVX2,
+		f16Dot:     f16DotAVX2,
+		f16Decode:  f16DecodeAVX2,
+		dot4x4:     dot4x4AVX2,
+		acc4x64:    acc4x64AVX2,
+	}
+	// float16 weights are rare (lm_head and embeddings ship as bf16); the
+	// AVX-512 set keeps the AVX2 F16C kernels for them.
+	avx512Kernels = kernelSet{
+		name:         "avx512",
+		nf4Dot:       nf4DotAVX512,
+		nf4DotSplit:  nf4DotSplitAVX512,
+		nf4DotSplit2: nf4DotSplit2AVX512,
+		bf16Dot2:     bf16Dot2AVX512,
+		nf4Decode:    nf4DecodeAVX512,
+		bf16Dot:      bf16DotAVX512,
+		bf16Decode:   bf16DecodeAVX512,
+		f16Dot:       f16DotAVX2,
+		f16Decode:    f16DecodeAVX2,
+		dot4x4:       dot4x4AVX512,
+		acc4x64:      acc4x64AVX512,
+	}
+)
+
+func bestKernels() kernelSet {
+	v := kernelVariants()
+	return v[len(v)-1]
+}
+
+// kernelVariants lists the kernel sets this CPU can run, best last.
+func kernelVariants() []kernelSet {
+	v := []kernelSet{genericKernels}
+	if hasAVX2 {
+		v = append(v, avx2Kernels)
+	}
+	if hasAVX512 {
+		v = append(v, avx512Kernels)
+	}
+	return v
+}

@@ -1,0 +1,266 @@
+package quant
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/loraplex/loraplex/quant/par"
+	"github.com/loraplex/loraplex/quant/vec"
+)
+
+// source is what the shared MulT/MulGrad drivers need from a format.
+type source interface {
+	Rows() int
+	Cols() int
+	// dot returns W[r,:]·x[:Cols], streaming the row once.
+	dot(r int, x []float32) float32
+	// decode widens W[r, c0:c1] into dst[:c1-c0].
+	decode(dst []float32, r, c0, c1 int)
+}
+
+// fewDotter is implemented by formats with fused kernels for a few
+// activation rows (small decode batches), which stream each weight row once
+// per pair of activation rows instead of widening panels.
+type fewDotter interface {
+	// dotFew sets y[i·Rows+r] = W[r,:]·x[i·Cols:] for i < n ≤ 3; out is
+	// per-worker scratch for the kernels.
+	dotFew(y []float32, r int, x []float32, n int, out *[2]float32)
+}
+
+// viewer is implemented by formats whose rows are already float32.
+type viewer interface {
+	view(r0, r1 int) []float32
+}
+
+const (
+	// minRowWork is the smallest number of multiply-adds worth handing to
+	// another worker; below it the hand-off costs more than it saves.
+	minRowWork = 1 << 15
+	// panelRows weight rows are widened together for batched products: 16
+	// rows of 2048-5632 columns (128-360 KiB) stay in L2 while every
+	// activation row passes over them.
+	panelRows = 16
+	// batchRows activation rows share one widened panel before the next
+	// panel is widened: 64 rows of 2048 columns (512 KiB) fit in L2 beside
+	// the panel, so a prefill of any length widens each panel once per 64
+	// rows, and a decode batch of up to 64 widens it exactly once.
+	batchRows = 64
+	// gradCols × gradRows is the tile of W that MulGrad widens at a time
+	// (64 KiB, in L2): its dx strip (n·1 KiB) stays in cache while the
+	// 4×64 kernel sweeps it, and each kernel call runs 64 rows deep so the
+	// accumulators are loaded and stored once per 64 multiply-adds.
+	gradCols = 256
+	gradRows = 64
+)
+
+var scratchPool = sync.Pool{New: func() any { return new([]float32) }}
+
+func getScratch(n int) *[]float32 {
+	b := scratchPool.Get().(*[]float32)
+	if cap(*b) < n {
+		*b = make([]float32, n)
+	}
+	*b = (*b)[:n]
+	return b
+}
+
+func checkMul(name string, s source, out, in []float32, outCols, inCols, n int) {
+	if n < 0 || len(out) < n*outCols || len(in) < n*inCols {
+		panic(fmt.Sprintf("quant: %s on %d×%d with n=%d: got %d and %d values, need %d and %d",
+			name, s.Rows(), s.Cols(), n, len(out), len(in), n*outCols, n*inCols))
+	}
+}
+
+// rowGrain is the par grain for splitting rows: the pool hands each worker
+// one contiguous run of rows, so each streams one contiguous stretch of the
+// weights (what hardware prefetchers follow best) and writes one contiguous
+// stretch of y (no false sharing except at the run ends).
+func rowGrain(cols, n int) int { return max(1, minRowWork/max(1, cols*n)) }
+
+type jobKind uint8
+
+const (
+	jobDot   jobKind = iota // MulT, one activation row
+	jobFew                  // MulT, 1-3 rows through a fewDotter
+	jobPanel                // MulT, several activation rows
+	jobGrad                 // MulGrad
+)
+
+// job carries one kernel call to the pool's workers. Jobs are pooled with
+// their run method bound once, so a call allocates nothing.
+type job struct {
+	kind    jobKind
+	s       source
+	out, in []float32
+	n       int
+	run     func(lo, hi int)
+}
+
+var jobPool = sync.Pool{New: func() any {
+	j := new(job)
+	j.run = j.do
+	return j
+}}
+
+// start runs kind over [0, total) on p and returns when it is done.
+func start(p *par.Pool, kind jobKind, s source, out, in []float32, n, total, grain int) {
+	j := jobPool.Get().(*job)
+	j.kind, j.s, j.out, j.in, j.n = kind, s, out, in, n
+	p.For(total, grain, j.run)
+	*j = job{run: j.run}
+	jobPool.Put(j)
+}
+
+func (j *job) do(lo, hi int) {
+	switch j.kind {
+	case jobDot:
+		for r := lo; r < hi; r++ {
+			j.out[r] = j.s.dot(r, j.in)
+		}
+	case jobFew:
+		f := j.s.(fewDotter)
+		buf := getScratch(2)
+		out := (*[2]float32)(*buf)
+		for r := lo; r < hi; r++ {
+			f.dotFew(j.out, r, j.in, j.n, out)
+		}
+		scratchPool.Put(buf)
+	case jobPanel:
+		panelRange(j.s, j.out, j.in, j.n, lo, hi)
+	case jobGrad:
+		gradRange(j.s, j.out, j.in, j.n, lo, hi)
+	}
+}
+
+// mulT computes y[n×R] = x[n×C]·Wᵀ. One activation row streams every weight
+// row once through the fused dot kernel; several rows widen a panel of
+// weight rows once and reuse it for up to batchRows activation rows.
+func mulT(s source, p *par.Pool, y, x []float32, n int) {
+	R, C := s.Rows(), s.Cols()
+	checkMul("MulT", s, y, x, R, C, n)
+	if n == 0 || R == 0 {
+		return
+	}
+	if n == 1 {
+		start(p, jobDot, s, y, x, 1, R, rowGrain(C, 1))
+		return
+	}
+	start(p, jobPanel, s, y, x, n, R, rowGrain(C, n))
+}
+
+// panelRange is the share of one worker in a batched MulT: weight rows
+// [lo, hi) against all n activation rows.
+func panelRange(s source, y, x []float32, n, lo, hi int) {
+	R, C := s.Rows(), s.Cols()
+	v, direct := s.(viewer)
+	buf := getScratch(16 + panelRows*C)
+	defer scratchPool.Put(buf)
+	t := (*[16]float32)((*buf)[:16])
+	for i0 := 0; i0 < n; i0 += batchRows {
+		i1 := min(n, i0+batchRows)
+		for r0 := lo; r0 < hi; r0 += panelRows {
+			r1 := min(hi, r0+panelRows)
+			var w []float32
+			if direct {
+				w = v.view(r0, r1)
+			} else {
+				w = (*buf)[16 : 16+(r1-r0)*C]
+				for r := r0; r < r1; r++ {
+					s.decode(w[(r-r0)*C:], r, 0, C)
+				}
+			}
+			panelMulT(t, y, x, w, R, C, r0, r1, i0, i1)
+		}
+	}
+}
+
+// panelMulT computes y[i, r] for i in [i0,i1), r in [r0,r1) from widened
+// rows w (row r at w[(r-r0)*C:]), in 4×4 tiles with a ragged rim.
+func panelMulT(t *[16]float32, y, x, w []float32, R, C, r0, r1, i0, i1 int) {
+	i := i0
+	for ; i+4 <= i1; i += 4 {
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			kern.dot4x4(t, x[i*C:], C, w[(r-r0)*C:], C, C)
+			for a := range 4 {
+				copy(y[(i+a)*R+r:(i+a)*R+r+4], t[a*4:a*4+4])
+			}
+		}
+		for ; r < r1; r++ {
+			wr := w[(r-r0)*C : (r-r0+1)*C]
+			for a := range 4 {
+				y[(i+a)*R+r] = vec.Dot(wr, x[(i+a)*C:(i+a+1)*C])
+			}
+		}
+	}
+	for ; i < i1; i++ {
+		xi := x[i*C : (i+1)*C]
+		for r := r0; r < r1; r++ {
+			y[i*R+r] = vec.Dot(w[(r-r0)*C:(r-r0+1)*C], xi)
+		}
+	}
+}
+
+// mulGrad computes dx[n×C] += dy[n×R]·W. Workers own disjoint column strips
+// of dx, so no two write the same value; each widens its strip of W panel by
+// panel, once per call, and applies it to every activation row, four rows
+// at a time through the acc4x64 kernel.
+func mulGrad(s source, p *par.Pool, dx, dy []float32, n int) {
+	R, C := s.Rows(), s.Cols()
+	checkMul("MulGrad", s, dx, dy, C, R, n)
+	if n == 0 || C == 0 {
+		return
+	}
+	strips := (C + gradCols - 1) / gradCols
+	start(p, jobGrad, s, dx, dy, n, strips, max(1, minRowWork/max(1, gradCols*R*n)))
+}
+
+// gradRange is the share of one worker in MulGrad: column strips [lo, hi).
+func gradRange(s source, dx, dy []float32, n, lo, hi int) {
+	R, C := s.Rows(), s.Cols()
+	buf := getScratch(gradRows * gradCols)
+	defer scratchPool.Put(buf)
+	for st := lo; st < hi; st++ {
+		c0, c1 := st*gradCols, min(C, (st+1)*gradCols)
+		wd := c1 - c0
+		for r0 := 0; r0 < R; r0 += gradRows {
+			r1 := min(R, r0+gradRows)
+			w := (*buf)[:(r1-r0)*wd]
+			for r := r0; r < r1; r++ {
+				s.decode(w[(r-r0)*wd:], r, c0, c1)
+			}
+			panelMulGrad(dx, dy, w, R, C, r0, r1, c0, c1, n)
+		}
+	}
+}
+
+// panelMulGrad adds dy[:, r0:r1]·w to dx[:, c0:c1], where w holds rows
+// r0..r1 of W restricted to columns c0..c1.
+func panelMulGrad(dx, dy, w []float32, R, C, r0, r1, c0, c1, n int) {
+	wd := c1 - c0
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		c := 0
+		for ; c+64 <= wd; c += 64 {
+			_ = dx[(i+3)*C+c0+c+63]
+			kern.acc4x64(dx[i*C+c0+c:], C, dy[i*R+r0:], R, w[c:], wd, r1-r0)
+		}
+		if c < wd {
+			for a := range 4 {
+				axpyRows(dx[(i+a)*C+c0+c:(i+a)*C+c1], dy[(i+a)*R:], w[c:], wd, r0, r1)
+			}
+		}
+	}
+	for ; i < n; i++ {
+		axpyRows(dx[i*C+c0:i*C+c1], dy[i*R:], w, wd, r0, r1)
+	}
+}
+
+// axpyRows adds Σ_r dyRow[r]·w[(r-r0)·ld:][:len(dst)] to dst.
+func axpyRows(dst, dyRow, w []float32, ld, r0, r1 int) {
+	for r := r0; r < r1; r++ {
+		if a := dyRow[r]; a != 0 {
+			vec.Axpy(a, w[(r-r0)*ld:(r-r0)*ld+len(dst)], dst)
+		}
+	}
+}
