@@ -64,6 +64,18 @@ func BenchmarkNF4MulT(b *testing.B) {
 	}
 }
 
+// BenchmarkNF4MulTInt8 is the opt-in int8 prefill path beside the float32
+// one on the same matrix.
+func BenchmarkNF4MulTInt8(b *testing.B) {
+	for _, n := range []int{128, 512} {
+		for _, on := range []bool{false, true} {
+			q := randomNF4(5632, 2048)
+			q.SetInt8Prefill(on)
+			b.Run(fmt.Sprintf("n=%d/int8=%v", n, on), func(b *testing.B) { benchMulT(b, q, n) })
+		}
+	}
+}
+
 func BenchmarkBF16MulT(b *testing.B) {
 	for _, sh := range [][3]int{{32000, 2048, 1}, {32000, 2048, 8}} {
 		b.Run(fmt.Sprintf("%dx%d/n=%d", sh[0], sh[1], sh[2]), func(b *testing.B) {
@@ -103,5 +115,20 @@ func BenchmarkQuantizeNF4(b *testing.B) {
 	b.SetBytes(rows * cols * 4)
 	for b.Loop() {
 		QuantizeNF4(rows, cols, w)
+	}
+}
+
+// BenchmarkKernelNF4Dot measures the in-cache speed of each nf4Dot
+// variant over one 2048-column row (bytes/s of packed codes).
+func BenchmarkKernelNF4Dot(b *testing.B) {
+	q := randomNF4(1, 2048)
+	x := randVec(rand.New(rand.NewPCG(1, 1)), 2048)
+	for _, ks := range kernelVariants() {
+		b.Run(ks.name, func(b *testing.B) {
+			b.SetBytes(int64(len(q.packed)))
+			for b.Loop() {
+				ks.nf4Dot(q.packed, q.qabs, x, q.code, q.dyn, q.absmax2[0], q.offset)
+			}
+		})
 	}
 }

@@ -111,6 +111,22 @@ func acc4x64AVX2(dx []float32, ldx int, dy []float32, ldy int, w []float32, ldw 
 	}
 }
 
+// q8Tile4x4AVX512 implements q8Tile4x4Generic with VPDPBUSD (AVX512-VNNI).
+//
+//go:noescape
+func q8Tile4x4AVX512(t *[16]float32, f *[256]float32, xq, wu []byte, sx []float32, corr []int32, sw []float32, groups int)
+
+// q8Tile4x4VNNI checks the slice lengths the assembly relies on.
+func q8Tile4x4VNNI(t *[16]float32, f *[256]float32, xq, wu []byte, sx []float32, corr []int32, sw []float32, groups int) {
+	if groups <= 0 {
+		*t = [16]float32{}
+		return
+	}
+	ld, ls := groups*q8Group, groups*16
+	_, _, _, _, _ = xq[4*ld-1], wu[4*ld-1], sx[4*ls-1], corr[4*ls-1], sw[4*ls-1]
+	q8Tile4x4AVX512(t, f, xq, wu, sx, corr, sw, groups)
+}
+
 var (
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512DQ
@@ -143,6 +159,7 @@ var (
 		f16Decode:    f16DecodeAVX2,
 		dot4x4:       dot4x4AVX512,
 		acc4x64:      acc4x64AVX512,
+		q8Tile4x4:    q8Tile4x4VNNI,
 	}
 )
 
@@ -158,7 +175,11 @@ func kernelVariants() []kernelSet {
 		v = append(v, avx2Kernels)
 	}
 	if hasAVX512 {
-		v = append(v, avx512Kernels)
+		ks := avx512Kernels
+		if !cpu.X86.HasAVX512VNNI {
+			ks.q8Tile4x4 = nil
+		}
+		v = append(v, ks)
 	}
 	return v
 }

@@ -80,10 +80,12 @@ func rowGrain(cols, n int) int { return max(1, minRowWork/max(1, cols*n)) }
 type jobKind uint8
 
 const (
-	jobDot   jobKind = iota // MulT, one activation row
-	jobFew                  // MulT, 1-3 rows through a fewDotter
-	jobPanel                // MulT, several activation rows
-	jobGrad                 // MulGrad
+	jobDot    jobKind = iota // MulT, one activation row
+	jobFew                   // MulT, 1-3 rows through a fewDotter
+	jobPanel                 // MulT, several activation rows
+	jobGrad                  // MulGrad
+	jobQ8Acts                // NF4 int8 MulT: quantize the activations
+	jobQ8                    // NF4 int8 MulT: the products
 )
 
 // job carries one kernel call to the pool's workers. Jobs are pooled with
@@ -93,6 +95,7 @@ type job struct {
 	s       source
 	out, in []float32
 	n       int
+	q8      *q8Buf // quantized activations of jobQ8
 	run     func(lo, hi int)
 }
 
@@ -129,6 +132,10 @@ func (j *job) do(lo, hi int) {
 		panelRange(j.s, j.out, j.in, j.n, lo, hi)
 	case jobGrad:
 		gradRange(j.s, j.out, j.in, j.n, lo, hi)
+	case jobQ8Acts:
+		j.s.(*NF4).q8Acts(j.q8, j.in, j.n, lo, hi)
+	case jobQ8:
+		j.s.(*NF4).q8Range(j.out, j.q8, j.n, lo, hi)
 	}
 }
 

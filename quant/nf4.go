@@ -25,6 +25,7 @@ type NF4 struct {
 	code       *[16]float32
 	dyn        *[256]float32
 	dtype      string // dtype of the weight before quantization, for quant_state
+	int8       bool   // SetInt8Prefill
 }
 
 var (
@@ -268,6 +269,11 @@ func (q *NF4) Row(dst []float32, r int) { q.decode(dst, r, 0, q.cols) }
 // start on block boundaries (cols a multiple of 64, as in every real model),
 // go through the split-order kernels where the CPU has them.
 func (q *NF4) MulT(p *par.Pool, y, x []float32, n int) {
+	if q.useQ8(n) {
+		checkMul("MulT", q, y, x, q.rows, q.cols, n)
+		q.mulQ8(p, y, x, n)
+		return
+	}
 	if n > 3 || q.cols%nf4Block != 0 || kern.nf4DotSplit == nil {
 		mulT(q, p, y, x, n)
 		return

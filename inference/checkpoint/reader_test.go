@@ -2,9 +2,12 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,3 +130,57 @@ func TestLoadRejectsFP4Config(t *testing.T) {
 		t.Fatalf("error %v, want one naming fp4", err)
 	}
 }
+
+// TestNonNestedSource saves a model read from a bitsandbytes checkpoint
+// without double quantization (float32 absmax, as bnb_4bit_use_double_quant
+// =False writes): the output is double-quantized and reloads bit for bit.
+func TestNonNestedSource(t *testing.T) {
+	out, m := save(t, fixtures.Path(t, "fixtures", "tiny-llama"), Options{})
+	plain := corrupt(t, out, func(ts map[string]safetensors.Tensor) {
+		for _, n := range mapsSorted(ts) {
+			st, ok := ts[n]
+			if !ok || !strings.HasSuffix(n, QuantStateKey) {
+				continue
+			}
+			w := strings.TrimSuffix(n, QuantStateKey)
+			qs, err := ParseQuantState(st.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, _ := ts[w+".nested_quant_map"].Float32()
+			scale, _ := ts[w+".nested_absmax"].Float32()
+			q := ts[w+".absmax"].Data
+			absmax := make([]float32, len(q))
+			for i, c := range q {
+				absmax[i] = code[c]*scale[i/256] + float32(*qs.NestedOffset)
+			}
+			ts[w+".absmax"] = safetensors.F32Tensor(w+".absmax", []int{len(absmax)}, absmax)
+			delete(ts, w+".nested_quant_map")
+			delete(ts, w+".nested_absmax")
+			qs.NestedBlocksize, qs.NestedDType, qs.NestedOffset = 0, "", nil
+			js, _ := json.Marshal(qs)
+			ts[n] = safetensors.U8Tensor(n, []int{len(js)}, js)
+		}
+	}, nil)
+	src := load(t, plain, "nf4")
+	tok := testTokens(src.Cfg.Vocab)
+	want := logits(src, tok)
+	if base := logits(m, tok); slices.Equal(base, want) {
+		t.Log("re-quantizing the float32 scales happened to reproduce every code")
+	}
+	again := filepath.Join(t.TempDir(), "again")
+	if err := SaveBnb(src, plain, again, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.OpenDir(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if a, _ := f.Get("model.layers.0.self_attn.q_proj.weight.absmax"); a.DType != safetensors.U8 {
+		t.Fatalf("absmax written as %s, want nested U8", a.DType)
+	}
+	sameBits(t, "reloaded from the non-nested source", logits(load(t, again, "nf4"), tok), want)
+}
+
+func mapsSorted[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

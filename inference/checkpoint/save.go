@@ -1,9 +1,11 @@
 package checkpoint
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +57,7 @@ var bnbSuffixes = []string{".absmax", ".quant_map", ".nested_absmax", ".nested_q
 // bitsandbytes pre-quantized checkpoint. It refuses an outDir that holds
 // files; Save offers overwriting and sharding.
 func SaveBnb(m *model.Model, srcDir, outDir string, progress func(done, total int)) error {
-	return Save(m, srcDir, outDir, Options{Progress: progress})
+	return Save(context.Background(), m, srcDir, outDir, Options{Progress: progress})
 }
 
 // Save writes m as a bitsandbytes NF4 checkpoint (double quantization, uint8
@@ -65,8 +67,9 @@ func SaveBnb(m *model.Model, srcDir, outDir string, progress func(done, total in
 // byte in its stored dtype, streamed from the memory map. config.json is
 // srcDir's with a quantization_config added; tokenizer and generation files
 // are copied. The directory is assembled beside outDir, synced and renamed
-// into place, so outDir is either the old state or complete.
-func Save(m *model.Model, srcDir, outDir string, opt Options) (err error) {
+// into place, so outDir is either the old state or complete. Cancelling ctx
+// stops the write between tensors and leaves outDir untouched.
+func Save(ctx context.Context, m *model.Model, srcDir, outDir string, opt Options) (err error) {
 	if err := opt.Validate(); err != nil {
 		return err
 	}
@@ -110,9 +113,10 @@ func Save(m *model.Model, srcDir, outDir string, opt Options) (err error) {
 	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it private
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	meta := src.Metadata()
+	meta := map[string]string{}
+	maps.Copy(meta, src.Metadata())
 	meta["format"] = "pt" // transformers refuses safetensors without it
-	if err := writeShards(tmp, shard(groups, opt.MaxShardBytes), meta, opt.Progress); err != nil {
+	if err := writeShards(ctx, tmp, shard(groups, opt.MaxShardBytes), meta, opt.Progress); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := writeFile(filepath.Join(tmp, "config.json"), func(w io.Writer) error { _, err := w.Write(cfg); return err }); err != nil {
@@ -245,12 +249,15 @@ func shard(groups []group, max int64) [][]safetensors.Tensor {
 }
 
 // writeShards writes model.safetensors, or the shards and their index.
-func writeShards(dir string, shards [][]safetensors.Tensor, meta map[string]string, progress func(done, total int)) error {
+func writeShards(ctx context.Context, dir string, shards [][]safetensors.Tensor, meta map[string]string, progress func(done, total int)) error {
 	total, done := 0, 0
 	for _, s := range shards {
 		total += len(s)
 	}
 	emit := func(t safetensors.Tensor, w io.Writer) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if _, err := w.Write(t.Data); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"maps"
 	"math"
@@ -36,7 +37,7 @@ func save(t testing.TB, srcDir string, opt Options) (string, *model.Model) {
 	t.Helper()
 	m := load(t, srcDir, "nf4")
 	out := filepath.Join(t.TempDir(), "out")
-	if err := Save(m, srcDir, out, opt); err != nil {
+	if err := Save(context.Background(), m, srcDir, out, opt); err != nil {
 		t.Fatal(err)
 	}
 	return out, m
@@ -414,7 +415,7 @@ func TestOutputDirectory(t *testing.T) {
 	if err := os.WriteFile(stale, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Save(m, src, out, Options{Overwrite: true}); err != nil {
+	if err := Save(context.Background(), m, src, out, Options{Overwrite: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
@@ -442,7 +443,7 @@ func TestOutputDirectory(t *testing.T) {
 		{"missing source", m, filepath.Join(parent, "nope"), filepath.Join(parent, "x"), Options{}, safetensors.ErrNotFound, "nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Save(tc.m, tc.src, tc.out, tc.opt)
+			err := Save(context.Background(), tc.m, tc.src, tc.out, tc.opt)
 			if err == nil || (tc.is != nil && !errors.Is(err, tc.is)) || !strings.Contains(err.Error(), tc.mention) {
 				t.Fatalf("error %v, want %v mentioning %q", err, tc.is, tc.mention)
 			}
@@ -471,5 +472,24 @@ func TestMismatchedDType(t *testing.T) {
 	err := SaveBnb(load(t, f32, "nf4"), bf16, filepath.Join(dir, "out"), nil)
 	if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "bfloat16") {
 		t.Fatalf("error %v, want ErrMismatch naming bfloat16", err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	src := fixtures.Path(t, "fixtures", "tiny-llama")
+	m := load(t, src, "nf4")
+	parent := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	written := 0
+	err := Save(ctx, m, src, filepath.Join(parent, "out"), Options{Progress: func(done, total int) {
+		written = done
+		cancel() // after the first tensor
+	}})
+	if !errors.Is(err, context.Canceled) || written != 1 {
+		t.Fatalf("error %v after %d tensors, want context.Canceled after 1", err, written)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+		t.Fatalf("cancelled save left %v", entries)
 	}
 }

@@ -60,12 +60,16 @@ func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
+	wg := waitGroups.Get().(*sync.WaitGroup)
 	step := (n + chunks - 1) / chunks
 	for lo := step; lo < n; lo += step {
 		wg.Add(1)
-		p.jobs <- job{fn: fn, lo: lo, hi: min(lo+step, n), wg: &wg}
+		p.jobs <- job{fn: fn, lo: lo, hi: min(lo+step, n), wg: wg}
 	}
 	fn(0, min(step, n))
 	wg.Wait()
+	waitGroups.Put(wg)
 }
+
+// waitGroups recycles For's WaitGroups so a parallel loop allocates nothing.
+var waitGroups = sync.Pool{New: func() any { return new(sync.WaitGroup) }}

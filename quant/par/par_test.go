@@ -43,3 +43,16 @@ func TestForConcurrentCallers(t *testing.T) {
 		t.Fatalf("covered %d elements, want %d", got, 4*50*64)
 	}
 }
+
+func TestForAllocatesNothing(t *testing.T) {
+	p := New(2)
+	var sink [64]float32
+	fn := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			sink[i]++
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { p.For(64, 1, fn) }); allocs != 0 {
+		t.Fatalf("For allocated %.1f times per call, want 0", allocs)
+	}
+}
