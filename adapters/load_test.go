@@ -55,9 +55,10 @@ func TestLoadFixture(t *testing.T) {
 			}
 		}
 	}
-	// Σ r·(in+out) over the 7 modules is 8960 floats per layer.
-	if got := a.Bytes(); got != 2*8960*4 {
-		t.Errorf("Bytes %d, want %d", got, 2*8960*4)
+	// Σ r·(in+out) over the 7 modules is 8960 floats per layer, plus the
+	// transposed copy of B (r·Σout = 4608) that serving reads.
+	if got := a.Bytes(); got != 2*(8960+4608)*4 {
+		t.Errorf("Bytes %d, want %d", got, 2*(8960+4608)*4)
 	}
 }
 

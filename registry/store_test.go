@@ -185,6 +185,7 @@ func TestStorePutSaveLoRA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.Prepare() // as the loader does
 	var warned []string
 	r := New(s, adapters.NewLoader(base, "other-base", func(id string, w []string) { warned = append(warned, w...) }), Config{})
 	defer r.Close()

@@ -106,11 +106,23 @@ func randTokens(n, vocab int) []int32 {
 	return t
 }
 
-// BenchmarkPrefill: one 128-token prompt per op, 2 threads.
+// BenchmarkPrefill: one 128-token prompt per op, 2 threads. "perrow" runs
+// attention one (row, head) at a time, the baseline of the matrix path.
 func BenchmarkPrefill(b *testing.B) {
-	for _, q := range []string{"none", "nf4"} {
-		b.Run(q, func(b *testing.B) {
-			m := benchModel(b, q)
+	for _, tc := range []struct {
+		q      string
+		perRow bool
+	}{{"none", false}, {"nf4", false}, {"nf4", true}} {
+		name := tc.q
+		if tc.perRow {
+			name += "/perrow"
+		}
+		b.Run(name, func(b *testing.B) {
+			if tc.perRow {
+				defer func(v int) { gemmAttnRows = v }(gemmAttnRows)
+				gemmAttnRows = 1 << 30
+			}
+			m := benchModel(b, tc.q)
 			p := par.New(2)
 			kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 16)
 			ws := NewWorkspace(m, 128, 1)
@@ -127,17 +139,25 @@ func BenchmarkPrefill(b *testing.B) {
 
 // BenchmarkDecode: one decode step of `batch` sequences per op, each with 64
 // tokens of context, 2 threads; "lora" gives every sequence its own rank-16
-// adapter on all seven projections.
+// adapter on all seven projections ("-prepared": with Bᵀ precomputed).
 func BenchmarkDecode(b *testing.B) {
 	for _, tc := range []struct {
-		q     string
-		batch int
-		lora  bool
-	}{{"none", 1, false}, {"none", 8, false}, {"nf4", 1, false}, {"nf4", 8, false}, {"nf4", 1, true}, {"nf4", 8, true}} {
+		q              string
+		batch          int
+		lora, prepared bool
+	}{
+		{"none", 1, false, false}, {"none", 8, false, false},
+		{"nf4", 1, false, false}, {"nf4", 8, false, false},
+		{"nf4", 1, true, false}, {"nf4", 8, true, false},
+		{"nf4", 1, true, true}, {"nf4", 8, true, true},
+	} {
 		q, batch := tc.q, tc.batch
 		name := fmt.Sprintf("%s/batch%d", q, batch)
 		if tc.lora {
 			name += "/lora"
+		}
+		if tc.prepared {
+			name += "-prepared"
 		}
 		b.Run(name, func(b *testing.B) {
 			m := benchModel(b, q)
@@ -149,6 +169,9 @@ func BenchmarkDecode(b *testing.B) {
 				in[i] = SeqInput{Tokens: randTokens(64, m.Cfg.Vocab), KV: &kvcache.Seq{}}
 				if tc.lora {
 					in[i].Adapter = benchAdapter(m, uint64(i))
+					if tc.prepared {
+						in[i].Adapter.Prepare()
+					}
 				}
 			}
 			m.Forward(p, ws, kv, in)
@@ -166,4 +189,24 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
+}
+
+// BenchmarkDecodeLongContext: batch-1 NF4 decode with 1024 tokens of
+// context, where reading the float32 KV cache (1.5 MiB per layer) rivals
+// reading the weights.
+func BenchmarkDecodeLongContext(b *testing.B) {
+	m := benchModel(b, "nf4")
+	p := par.New(2)
+	kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 80)
+	ws := NewWorkspace(m, 1024, 1)
+	in := []SeqInput{{Tokens: randTokens(1024, m.Cfg.Vocab), KV: &kvcache.Seq{}}}
+	m.Forward(p, ws, kv, in)
+	in[0].Tokens = in[0].Tokens[:1]
+	for b.Loop() {
+		if in[0].KV.Len >= 1100 {
+			kv.Truncate(in[0].KV, 1024)
+		}
+		m.Forward(p, ws, kv, in)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 }

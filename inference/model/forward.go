@@ -39,8 +39,11 @@ type Workspace struct {
 	x, xn, q, k, v, attn, gate, up []float32
 	cos, sin                       []float32 // rows × HeadDim/2
 	pos, rowSeq                    []int     // per row: position, batch index
-	start                          []int     // per batch index: first row
-	order                          []int     // batch indices, grouped by adapter
+	itemRows                       []int     // rows whose attention runs per (row, head) item
+	bigSeqs                        []int     // batch indices whose attention runs as matrix products
+	gemm                           gemmScratch
+	start                          []int // per batch index: first row
+	order                          []int // batch indices, grouped by adapter
 	groups                         []group
 	lora                           []float32 // rows × max LoRA rank: x·Aᵀ
 	bt                             []float32 // max rank × widest output: Bᵀ
@@ -114,6 +117,7 @@ func (ws *Workspace) grow(rows, seqs int) {
 		ws.sin = make([]float32, rows*half)
 		ws.pos = make([]int, rows)
 		ws.rowSeq = make([]int, rows)
+		ws.itemRows = make([]int, 0, rows)
 		ws.lora = nil
 	}
 	if seqs > ws.seqs {
@@ -122,6 +126,7 @@ func (ws *Workspace) grow(rows, seqs int) {
 		ws.start = make([]int, seqs)
 		ws.order = make([]int, seqs)
 		ws.groups = make([]group, 0, seqs)
+		ws.bigSeqs = make([]int, 0, seqs)
 		ws.out = make([][]float32, seqs)
 	}
 }
@@ -190,7 +195,6 @@ func (m *Model) Step(p *par.Pool, ws *Workspace, kv *kvcache.Pool, batch []SeqIn
 	ws.layout()
 	ws.prepareScores(p)
 
-	ws.layer = 0
 	for li := range m.Layers {
 		ws.layerStep(p, li)
 	}
@@ -264,10 +268,18 @@ func (ws *Workspace) layout() {
 		ws.groups = append(ws.groups, group{lo: lo, hi: hi, a: batch[i].Adapter})
 	}
 	h, half := c.Hidden, c.HeadDim/2
+	ws.itemRows, ws.bigSeqs = ws.itemRows[:0], ws.bigSeqs[:0]
 	for _, i := range ws.order {
 		s := &batch[i]
 		row := ws.start[i]
 		ne := len(s.Embeds) / h
+		if n := ne + len(s.Tokens); n >= gemmAttnRows {
+			ws.bigSeqs = append(ws.bigSeqs, i)
+		} else {
+			for r := row; r < row+n; r++ {
+				ws.itemRows = append(ws.itemRows, r)
+			}
+		}
 		copy(ws.x[row*h:], s.Embeds)
 		for j, t := range s.Tokens {
 			ws.m.Embed.Row(ws.x[(row+ne+j)*h:(row+ne+j+1)*h], int(t))
@@ -311,6 +323,9 @@ func (ws *Workspace) layerStep(p *par.Pool, li int) {
 	ws.linear(p, l, V, ws.v, ws.xn)
 	ws.rowLoop(p, opRope, c.Heads*c.HeadDim)
 	p.For(ws.nw, 1, ws.attnFn)
+	for _, i := range ws.bigSeqs {
+		ws.attnGEMM(p, i)
+	}
 	ws.linear(p, l, O, ws.xn, ws.attn)
 	ws.rowLoop(p, opResidualNormPost, 2*h)
 	ws.linear(p, l, Gate, ws.gate, ws.xn)
@@ -373,10 +388,10 @@ func (ws *Workspace) attnWork(lo, hi int) {
 	d, bs := c.HeadDim, ws.kv.BlockSize()
 	qd, group := c.Heads*d, c.Heads/c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
-	items := ws.n * c.Heads
+	items := len(ws.itemRows) * c.Heads
 	for w := lo; w < hi; w++ {
 		for it := w; it < items; it += ws.nw {
-			r, hd := it/c.Heads, it%c.Heads
+			r, hd := ws.itemRows[it/c.Heads], it%c.Heads
 			seq := ws.batch[ws.rowSeq[r]].KV
 			// Keys [first, n) are visible: all earlier positions, or the
 			// last SlidingWindow of them (Mistral, Qwen2).
@@ -421,7 +436,7 @@ func (ws *Workspace) linear(p *par.Pool, l *Layer, mod Module, y, x []float32) {
 		if lr == nil {
 			continue
 		}
-		if g.hi-g.lo >= loraTransposeRows {
+		if lr.bt == nil && g.hi-g.lo >= loraTransposeRows {
 			ops.Transpose(ws.bt, lr.B, out, lr.R)
 		}
 		ws.lr, ws.lrX, ws.lrY, ws.lrIn, ws.lrOut = lr, x[g.lo*in:g.hi*in], y[g.lo*out:g.hi*out], in, out
@@ -438,9 +453,12 @@ const loraTransposeRows = 4
 func (ws *Workspace) loraWork(lo, hi int) {
 	lr, in, out := ws.lr, ws.lrIn, ws.lrOut
 	y, t, x := ws.lrY[lo*out:], ws.lora[lo*lr.R:], ws.lrX[lo*in:]
-	if len(ws.lrY)/out >= loraTransposeRows {
+	switch {
+	case lr.bt != nil:
+		ops.LoRAT(y, t, x, lr.A, lr.bt, hi-lo, in, out, lr.R, lr.Scale)
+	case len(ws.lrY)/out >= loraTransposeRows:
 		ops.LoRAT(y, t, x, lr.A, ws.bt, hi-lo, in, out, lr.R, lr.Scale)
-	} else {
+	default:
 		ops.LoRA(y, t, x, lr.A, lr.B, hi-lo, in, out, lr.R, lr.Scale)
 	}
 }

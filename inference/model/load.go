@@ -3,8 +3,6 @@ package model
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 
@@ -17,8 +15,10 @@ import (
 // LoadOptions controls how Load builds the weights.
 type LoadOptions struct {
 	// Quant is "nf4" (the default when empty) to quantize every decoder
-	// linear weight to bitsandbytes NF4, or "none" to keep them as stored.
-	// Checkpoints that are already NF4 load as NF4 either way.
+	// linear weight to bitsandbytes NF4, "none" to keep them as stored, or
+	// "auto" to quantize 16-bit checkpoints and keep float32 ones as stored
+	// (a float32 checkpoint is a deliberate choice of precision, such as a
+	// reference model). Checkpoints that are already NF4 load as NF4 always.
 	Quant string
 
 	Pool *par.Pool // quantizes tensors in parallel; nil means par.Serial
@@ -30,8 +30,8 @@ type LoadOptions struct {
 
 // Validate reports an unknown Quant.
 func (o LoadOptions) Validate() error {
-	if !slices.Contains([]string{"", "nf4", "none"}, o.Quant) {
-		return fmt.Errorf("model: unknown quantization %q: use \"nf4\" or \"none\"", o.Quant)
+	if !slices.Contains([]string{"", "nf4", "none", "auto"}, o.Quant) {
+		return fmt.Errorf("model: unknown quantization %q: use \"nf4\", \"none\" or \"auto\"", o.Quant)
 	}
 	return nil
 }
@@ -50,16 +50,12 @@ func Load(dir string, opt LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return nil, fmt.Errorf("model: %w", err)
-	}
 	f, err := safetensors.OpenDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	m := &Model{Cfg: cfg, Layers: make([]Layer, cfg.Layers), invFreq: cfg.InvFreq(), file: f, rawConfig: raw}
-	ld := &loader{f: f, nf4: opt.Quant != "none"}
+	m := &Model{Cfg: cfg, Layers: make([]Layer, cfg.Layers), invFreq: cfg.InvFreq(), file: f}
+	ld := &loader{f: f, nf4: opt.Quant != "none", auto: opt.Quant == "auto"}
 
 	var jobs []func() error
 	dense := func(dst *quant.Matrix, name string, rows, cols int) {
@@ -121,7 +117,8 @@ func Load(dir string, opt LoadOptions) (*Model, error) {
 
 type loader struct {
 	f   *safetensors.File
-	nf4 bool
+	nf4  bool
+	auto bool // quantize only weights stored in 16 bits
 }
 
 func (ld *loader) get(name string, shape ...int) (safetensors.Tensor, error) {
@@ -183,6 +180,9 @@ func (ld *loader) linear(name string, rows, cols int) (quant.Matrix, error) {
 	t, err := ld.get(name, rows, cols)
 	if err != nil {
 		return nil, err
+	}
+	if ld.auto && t.DType == safetensors.F32 {
+		return ld.dense(name, rows, cols)
 	}
 	w, err := t.Float32()
 	if err != nil {

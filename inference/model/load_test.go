@@ -17,6 +17,10 @@ import (
 // rewrite copies the tiny fixture model into a temporary directory, letting
 // edit change its tensors.
 func rewrite(t *testing.T, edit func(ts []safetensors.Tensor) []safetensors.Tensor) string {
+	return rewriteConfig(t, edit, func(b []byte) []byte { return b })
+}
+
+func rewriteConfig(t *testing.T, edit func(ts []safetensors.Tensor) []safetensors.Tensor, editCfg func([]byte) []byte) string {
 	t.Helper()
 	src := fixtures.Path(t, "fixtures", "tiny-llama")
 	f, err := safetensors.OpenDir(src)
@@ -40,7 +44,7 @@ func rewrite(t *testing.T, edit func(ts []safetensors.Tensor) []safetensors.Tens
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), editCfg(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -147,44 +151,71 @@ func TestLoadBF16(t *testing.T) {
 	compareLogits(t, "bf16", out[0], ref.Logits.FP32, 0.1)
 }
 
-// SaveBnb writes a checkpoint that loads back through the bitsandbytes path
-// to bit-identical weights, hence identical logits.
-func TestSaveBnbRoundTrip(t *testing.T) {
+// Qwen2 checkpoints carry q, k and v biases: zero biases must reproduce the
+// Llama logits exactly, a missing bias must be reported, and a non-zero one
+// must reach the output.
+func TestQwen2Biases(t *testing.T) {
 	ref := loadReference(t)
-	m := loadModel(t, "nf4", "fixtures", "tiny-llama")
-	dir := t.TempDir()
-	if err := m.SaveBnb(dir); err != nil {
-		t.Fatal(err)
+	toQwen := func(b []byte) []byte {
+		s := strings.Replace(string(b), `"LlamaForCausalLM"`, `"Qwen2ForCausalLM"`, 1)
+		return []byte(strings.Replace(s, `"model_type": "llama"`, `"model_type": "qwen2"`, 1))
 	}
-	f, err := safetensors.OpenDir(dir)
-	if err != nil {
-		t.Fatal(err)
+	withBias := func(value float32, skip string) func(ts []safetensors.Tensor) []safetensors.Tensor {
+		return func(ts []safetensors.Tensor) []safetensors.Tensor {
+			for i := 0; i < 2; i++ {
+				for _, mod := range []Module{Q, K, V} {
+					name := strings.TrimSuffix(TensorName(i, mod), "weight") + "bias"
+					if name == skip {
+						continue
+					}
+					n := 64
+					if mod != Q {
+						n = 32
+					}
+					v := make([]float32, n)
+					for j := range v {
+						v[j] = value * float32(j%5-2)
+					}
+					ts = append(ts, safetensors.F32Tensor(name, []int{n}, v))
+				}
+			}
+			return ts
+		}
 	}
-	defer f.Close()
-	w, err := f.Get("model.layers.0.self_attn.k_proj.weight")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.DType != safetensors.U8 || len(w.Shape) != 2 || w.Shape[0] != 32*64/2 || w.Shape[1] != 1 {
-		t.Fatalf("packed k_proj is %s %v, want U8 [1024 1]", w.DType, w.Shape)
-	}
-	back, err := Load(dir, LoadOptions{Quant: "none"}) // bnb tensors load as NF4 regardless
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Close()
-	if back.Cfg.Quant == nil || back.Cfg.Quant.QuantType != "nf4" {
-		t.Fatalf("saved config has quantization %+v", back.Cfg.Quant)
-	}
-	run := func(m *Model) []float32 {
+	logits := func(dir string) []float32 {
+		m, err := Load(dir, LoadOptions{Quant: "none"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if m.Cfg.Arch != "qwen2" || m.Layers[1].Bias[V] == nil || m.Layers[1].Bias[O] != nil {
+			t.Fatalf("arch %q, biases %v", m.Cfg.Arch, m.Layers[1].Bias)
+		}
 		var seq kvcache.Seq
 		return append([]float32(nil), m.Forward(nil, NewWorkspace(m, 8, 1), newKV(m, 4), []SeqInput{{Tokens: ref.Sequence, KV: &seq, AllLogits: true}})[0]...)
 	}
-	if d := maxDiff(run(back), run(m)); d != 0 {
-		t.Fatalf("reloaded model differs by %g", d)
+	compareLogits(t, "qwen2 zero bias", logits(rewriteConfig(t, withBias(0, ""), toQwen)), ref.Logits.FP32, 1e-4)
+	if d := maxDiff(logits(rewriteConfig(t, withBias(0.3, ""), toQwen)), logits(rewriteConfig(t, withBias(0, ""), toQwen))); d < 1e-3 {
+		t.Fatalf("non-zero biases moved the logits by only %g", d)
 	}
-	none := loadModel(t, "none", "fixtures", "tiny-llama")
-	if err := none.SaveBnb(t.TempDir()); !errors.Is(err, ErrNotQuantized) {
-		t.Fatalf("saving an unquantized model: %v, want ErrNotQuantized", err)
+	missing := "model.layers.1.self_attn.k_proj.bias"
+	_, err := Load(rewriteConfig(t, withBias(0, missing), toQwen), LoadOptions{})
+	if !errors.Is(err, ErrBadCheckpoint) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("missing bias: error %v", err)
 	}
+}
+
+// "auto" keeps a float32 checkpoint's linears as stored, so the float32
+// reference logits come out of the default load unchanged.
+func TestAutoQuantKeepsFloat32(t *testing.T) {
+	ref := loadReference(t)
+	m := loadModel(t, "auto", "fixtures", "tiny-llama")
+	for mod := range NumModules {
+		if _, ok := m.Layers[0].W[mod].(*quant.NF4); ok {
+			t.Fatalf("auto quantized the float32 %s weight", mod)
+		}
+	}
+	var seq kvcache.Seq
+	out := m.Forward(nil, NewWorkspace(m, 8, 1), newKV(m, 4), []SeqInput{{Tokens: ref.Sequence, KV: &seq, AllLogits: true}})
+	compareLogits(t, "auto", out[0], ref.Logits.FP32, 1e-4)
 }

@@ -36,7 +36,6 @@ type Model struct {
 
 	invFreq   []float64
 	file      *safetensors.File // keeps mmapped weights alive
-	rawConfig []byte            // config.json as loaded, for SaveBnb
 }
 
 // New assembles a model from weights already in memory (tests, benchmarks and

@@ -107,18 +107,22 @@ func compareLogits(t *testing.T, what string, got []float32, want [][]float64, t
 func TestTinyLlamaLogits(t *testing.T) {
 	ref := loadReference(t)
 	for _, tc := range []struct {
-		name, quant string
-		lora        bool
-		want        [][]float64
+		name, quant    string
+		lora, prepared bool
+		want           [][]float64
 	}{
-		{"fp32", "none", false, ref.Logits.FP32},
-		{"nf4+lora", "nf4", true, ref.Logits.NF4},
+		{"fp32", "none", false, false, ref.Logits.FP32},
+		{"nf4+lora", "nf4", true, false, ref.Logits.NF4},
+		{"nf4+lora prepared", "nf4", true, true, ref.Logits.NF4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := loadModel(t, tc.quant, "fixtures", "tiny-llama")
 			var a *Adapter
 			if tc.lora {
 				a = loadLoRA(t, m)
+			}
+			if tc.prepared {
+				a.Prepare()
 			}
 			for _, workers := range []int{1, 3} {
 				p := par.New(workers)

@@ -8,8 +8,18 @@ func SiLU(x float32) float32 { return x / (1 + expf(-x)) }
 func SwiGLU(out, gate, up []float32) {
 	up = up[:len(gate)]
 	out = out[:len(gate)]
-	for i, g := range gate {
-		out[i] = SiLU(g) * up[i]
+	// e^-g goes through a stack buffer so out may alias gate.
+	var e [64]float32
+	for lo := 0; lo < len(gate); lo += len(e) {
+		g := gate[lo:min(lo+len(e), len(gate))]
+		t := e[:len(g)]
+		for i, v := range g {
+			t[i] = -v
+		}
+		expSlice(t)
+		for i, v := range g {
+			out[lo+i] = v / (1 + t[i]) * up[lo+i]
+		}
 	}
 }
 
@@ -36,10 +46,12 @@ func Softmax(x []float32) {
 	for _, v := range x[1:] {
 		m = max(m, v)
 	}
-	var sum float32
 	for i, v := range x {
-		e := expf(v - m)
-		x[i] = e
+		x[i] = v - m
+	}
+	expSlice(x)
+	var sum float32
+	for _, e := range x {
 		sum += e
 	}
 	inv := 1 / sum

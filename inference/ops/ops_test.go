@@ -133,7 +133,7 @@ func TestRope(t *testing.T) {
 
 func TestSwiGLU(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	const n = 33
+	const n = 150 // crosses SwiGLU's 64-value chunks
 	g, u, dy := randVec(r, n, 6), randVec(r, n, 2), randVec(r, n, 1)
 	ref := func() []float64 {
 		y := make([]float64, n)
@@ -145,6 +145,9 @@ func TestSwiGLU(t *testing.T) {
 	out := make([]float32, n)
 	SwiGLU(out, f32(g), f32(u))
 	near(t, "swiglu", out, ref(), 1e-5)
+	inPlace := f32(g)
+	SwiGLU(inPlace, inPlace, f32(u))
+	near(t, "swiglu in place", inPlace, ref(), 1e-5)
 	dg, du := make([]float32, n), make([]float32, n)
 	SwiGLUBackward(dg, du, f32(dy), f32(g), f32(u))
 	near(t, "dgate", dg, numGrad(g, dy, ref), 1e-4)

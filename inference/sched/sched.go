@@ -59,6 +59,18 @@ func (v tokVocab) newStream(prompt []int32) textStream {
 
 func (v tokVocab) eos() []int32 { return v.t.EOS() }
 
+// idsOnly serves a model directory without tokenizer files: generation
+// works on ids, the text is empty, and EOS comes from the model config.
+type idsOnly struct{ eosIDs []int32 }
+
+func (v idsOnly) newStream([]int32) textStream { return noText{} }
+func (v idsOnly) eos() []int32                 { return v.eosIDs }
+
+type noText struct{}
+
+func (noText) Add(int32) string { return "" }
+func (noText) Flush() string    { return "" }
+
 // shape is the part of the model the scheduler checks requests against.
 type shape struct {
 	vocab, hidden, maxContext int
@@ -96,7 +108,7 @@ type counters struct {
 	steps, prompt, generated, processed, preemptions atomic.Uint64
 }
 
-// New builds a scheduler over m and tok with a KV cache sized by
+// New builds a scheduler over m and tok (nil: ids only, no text) with a KV cache sized by
 // cfg.KVBytes, and starts its loop. Stop it with Close.
 func New(m *model.Model, tok *tokenizer.Tokenizer, cfg Config) (*Scheduler, error) {
 	if err := cfg.Validate(); err != nil {
@@ -118,7 +130,15 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, cfg Config) (*Scheduler, erro
 	if cfg.MaxContext > 0 && (maxCtx <= 0 || cfg.MaxContext < maxCtx) {
 		maxCtx = cfg.MaxContext
 	}
-	s := newScheduler(f, tokVocab{tok}, kv, shape{vocab: c.Vocab, hidden: c.Hidden, maxContext: maxCtx}, cfg)
+	var vocab vocabulary = tokVocab{tok}
+	if tok == nil {
+		eos := make([]int32, len(c.EOS))
+		for i, id := range c.EOS {
+			eos[i] = int32(id)
+		}
+		vocab = idsOnly{eosIDs: eos}
+	}
+	s := newScheduler(f, vocab, kv, shape{vocab: c.Vocab, hidden: c.Hidden, maxContext: maxCtx}, cfg)
 	go s.loop()
 	return s, nil
 }
