@@ -116,7 +116,7 @@ func Load(dir string, opt LoadOptions) (*Model, error) {
 }
 
 type loader struct {
-	f   *safetensors.File
+	f    *safetensors.File
 	nf4  bool
 	auto bool // quantize only weights stored in 16 bits
 }

@@ -34,8 +34,8 @@ type Model struct {
 	Norm   []float32
 	Head   quant.Matrix // vocab × hidden; the same Matrix as Embed when tied
 
-	invFreq   []float64
-	file      *safetensors.File // keeps mmapped weights alive
+	invFreq []float64
+	file    *safetensors.File // keeps mmapped weights alive
 }
 
 // New assembles a model from weights already in memory (tests, benchmarks and
