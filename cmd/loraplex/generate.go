@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/loraplex/loraplex/inference/chat"
 	"github.com/loraplex/loraplex/inference/sample"
@@ -100,8 +99,8 @@ func runGenerate(ctx context.Context, args []string) error {
 		if out.IDs == nil {
 			out.IDs = []int32{}
 		}
-		return json.NewEncoder(os.Stdout).Encode(out)
+		return json.NewEncoder(stdout).Encode(out)
 	}
-	fmt.Println(res.Text)
+	fmt.Fprintln(stdout, res.Text)
 	return nil
 }

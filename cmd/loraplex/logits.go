@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 
 	"github.com/loraplex/loraplex/inference/kvcache"
@@ -57,7 +56,7 @@ func runLogits(ctx context.Context, args []string) error {
 // writeLogits prints {"logits": [[...], ...]} with float32 values spelled
 // so they round-trip exactly.
 func writeLogits(logits []float32, vocab int) error {
-	w := bufio.NewWriter(os.Stdout)
+	w := bufio.NewWriter(stdout)
 	w.WriteString(`{"logits": [`)
 	var buf []byte
 	for p := 0; p < len(logits)/vocab; p++ {

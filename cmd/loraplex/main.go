@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,6 +22,9 @@ type command struct {
 }
 
 var commands []command
+
+// stdout receives every command's result; tests capture it.
+var stdout io.Writer = os.Stdout
 
 func register(c command) { commands = append(commands, c) }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 
 	"github.com/loraplex/loraplex/inference/chat"
 	"github.com/loraplex/loraplex/inference/tokenizer"
@@ -29,7 +28,7 @@ func runTokenize(ctx context.Context, args []string) error {
 	if ids == nil {
 		ids = []int32{}
 	}
-	return json.NewEncoder(os.Stdout).Encode(map[string][]int32{"ids": ids})
+	return json.NewEncoder(stdout).Encode(map[string][]int32{"ids": ids})
 }
 
 // chatOptions passes the tokenizer's special tokens to a chat template.
