@@ -48,8 +48,8 @@ type AlphaRule struct {
 
 // PEFTConfig is the part of adapter_config.json that loraplex reads and
 // writes. Fields of the other method are zero. Options loraplex cannot serve
-// (DoRA, bias tensors, modules_to_save, ...) are rejected when parsing, so
-// they have no field here.
+// (bias tensors, modules_to_save beyond lm_head and embed_tokens, ...) are
+// rejected when parsing, so they have no field here.
 type PEFTConfig struct {
 	PeftType      string // TypeLoRA or TypePromptTuning
 	TaskType      string // TaskCausalLM, or "" for null
@@ -69,6 +69,15 @@ type PEFTConfig struct {
 	Dropout           float64 // lora_dropout, training only
 	LayersToTransform []int   // nil: every layer
 	LayersPattern     []string
+	UseDoRA           bool // weight-decomposed LoRA: a magnitude vector per module
+	// ModulesToSave lists modules the adapter replaces by full trained
+	// copies. Only entries that name the output head or the token embedding
+	// (PEFT matches them as suffixes of module names, e.g. "lm_head",
+	// "embed_tokens") are served.
+	ModulesToSave []string
+	// EnsureWeightTying makes copies of tied modules stay tied: on a base
+	// whose lm_head is its embedding, one saved copy serves as both.
+	EnsureWeightTying bool
 
 	// Prompt tuning.
 	NumVirtualTokens         int
@@ -129,12 +138,13 @@ func ParseConfig(b []byte) (*PEFTConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(mts) > 0 {
-		return nil, fmt.Errorf("%w: modules_to_save %q: adapters that replace whole modules (such as lm_head or embed_tokens) cannot share one base; retrain without modules_to_save", ErrUnsupported, mts)
-	}
 	if c.PeftType == TypeLoRA {
+		c.ModulesToSave = mts
 		err = c.parseLoRA(f)
 	} else {
+		if len(mts) > 0 {
+			return nil, fmt.Errorf("%w: modules_to_save %q: only LoRA adapters may carry full module copies; retrain the prompt without modules_to_save", ErrUnsupported, mts)
+		}
 		err = c.parsePromptTuning(f)
 	}
 	if err != nil {
@@ -165,14 +175,13 @@ func (c *PEFTConfig) parseLoRA(f fields) error {
 	c.LayersToTransform, _ = f.intOrList("layers_to_transform", &err)
 	c.LayersPattern, _ = f.strOrList("layers_pattern", &err)
 	bias, hasBias := f.str("bias", &err)
-	dora, _ := f.boolean("use_dora", &err)
+	c.UseDoRA, _ = f.boolean("use_dora", &err)
+	c.EnsureWeightTying, _ = f.boolean("ensure_weight_tying", &err)
 	loraBias, _ := f.boolean("lora_bias", &err)
 	if err != nil {
 		return err
 	}
 	switch {
-	case dora:
-		return fmt.Errorf("%w: use_dora is true: DoRA adapters are not served yet; retrain with use_dora=false or merge the adapter", ErrUnsupported)
 	case loraBias:
 		return fmt.Errorf("%w: lora_bias is true: LoRA B bias vectors are not served; retrain with lora_bias=false", ErrUnsupported)
 	case hasBias && bias != "none":
@@ -211,6 +220,9 @@ func (c *PEFTConfig) checkLoRA() error {
 		if !finite(p.Alpha) {
 			return fmt.Errorf("%w: alpha_pattern[%q] is %v; it must be a finite number", ErrConfig, p.Pattern, p.Alpha)
 		}
+	}
+	if _, err := savedModules(c.ModulesToSave); err != nil {
+		return err
 	}
 	_, err := newMatcher(c)
 	return err
@@ -295,8 +307,15 @@ func (c *PEFTConfig) MarshalJSON() ([]byte, error) {
 		m["lora_dropout"] = jsonNumber(c.Dropout)
 		m["bias"] = "none"
 		m["modules_to_save"] = nil
+		if c.ModulesToSave != nil {
+			m["modules_to_save"] = c.ModulesToSave
+		}
+		if c.EnsureWeightTying {
+			// Only newer PEFT knows the key, as with exclude_modules.
+			m["ensure_weight_tying"] = true
+		}
 		m["init_lora_weights"] = true
-		m["use_dora"] = false
+		m["use_dora"] = c.UseDoRA
 		m["layers_to_transform"] = nil
 		if c.LayersToTransform != nil {
 			m["layers_to_transform"] = c.LayersToTransform

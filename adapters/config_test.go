@@ -24,6 +24,8 @@ func TestConfigGolden(t *testing.T) {
 		{"lora_config.golden.json", PEFTConfig{PeftType: TypeLoRA, TaskType: TaskCausalLM, InferenceMode: true, BaseModel: "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
 			R: 16, Alpha: 32, UseRSLoRA: true, Dropout: 0.05, TargetModules: Modules{Names: []string{"q_proj", "v_proj"}},
 			RankPattern: []RankRule{{"v_proj", 8}, {"q_proj", 4}}, AlphaPattern: []AlphaRule{{"q_proj", 2.5}}}},
+		{"dora_config.golden.json", PEFTConfig{PeftType: TypeLoRA, TaskType: TaskCausalLM, InferenceMode: true, R: 8, Alpha: 16,
+			TargetModules: Modules{Regex: AllLinear}, UseDoRA: true, ModulesToSave: []string{"embed_tokens", "lm_head"}, EnsureWeightTying: true}},
 		{"prompt_config.golden.json", PEFTConfig{PeftType: TypePromptTuning, TaskType: TaskCausalLM, InferenceMode: true,
 			NumVirtualTokens: 20, TokenDim: 576, NumTransformerSubmodules: 1, NumAttentionHeads: 9, NumLayers: 30}},
 	} {
@@ -63,7 +65,7 @@ func FuzzParseConfig(f *testing.F) {
 	if b, err := os.ReadFile(filepath.Join(fixtures.Root(), "fixtures", "lora-r8", ConfigFile)); err == nil {
 		f.Add(b)
 	}
-	for _, name := range []string{"lora_config.golden.json", "prompt_config.golden.json"} {
+	for _, name := range []string{"lora_config.golden.json", "dora_config.golden.json", "prompt_config.golden.json"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(b)
 		}
@@ -74,6 +76,9 @@ func FuzzParseConfig(f *testing.F) {
 		`{"peft_type":"LORA","target_modules":["q_proj"],"layers_to_transform":3,"layers_pattern":["layers"],"rank_pattern":{"a":1,"a":2}}`,
 		`{"peft_type":"PROMPT_TUNING","num_virtual_tokens":8,"token_dim":64,"prompt_tuning_init":"TEXT","prompt_tuning_init_text":"hi"}`,
 		`{"peft_type":"LORA","use_dora":true}`, `[]`, `null`, `{"peft_type":7}`,
+		`{"peft_type":"LORA","use_dora":true,"modules_to_save":["lm_head","model.embed_tokens"]}`,
+		`{"peft_type":"LORA","modules_to_save":"embed_tokens","ensure_weight_tying":true}`, `{"peft_type":"LORA","modules_to_save":["norm"]}`,
+		`{"peft_type":"LORA","modules_to_save":[]}`, `{"peft_type":"PROMPT_TUNING","num_virtual_tokens":2,"token_dim":8,"modules_to_save":["lm_head"]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -8,7 +8,8 @@ var (
 	// ErrConfig means adapter_config.json is malformed or inconsistent.
 	ErrConfig = errors.New("invalid adapter_config.json")
 	// ErrUnsupported means a valid PEFT feature that loraplex does not serve
-	// (DoRA, modules_to_save, bias tensors, other PEFT methods, pickle files).
+	// (bias tensors, modules_to_save beyond lm_head and embed_tokens, LoRA on
+	// those two, other PEFT methods, pickle files).
 	ErrUnsupported = errors.New("unsupported adapter feature")
 	// ErrWeights means the adapter's tensors are missing, malformed or not
 	// finite.

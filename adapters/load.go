@@ -15,6 +15,8 @@ import (
 	"github.com/loraplex/loraplex/inference/config"
 	"github.com/loraplex/loraplex/inference/model"
 	"github.com/loraplex/loraplex/inference/safetensors"
+	"github.com/loraplex/loraplex/quant"
+	"github.com/loraplex/loraplex/quant/par"
 )
 
 // File names of a PEFT adapter directory.
@@ -31,6 +33,13 @@ const peftPrefix = "base_model.model."
 // promptKey is the single tensor of a prompt-tuning adapter.
 const promptKey = "prompt_embeddings"
 
+// Where PEFT saves modules_to_save copies: the module's own weight name,
+// once ".modules_to_save.<adapter name>" is stripped.
+const (
+	headKey  = lmHead + ".weight"
+	embedKey = embedTokens + ".weight"
+)
+
 // Options tune Read.
 type Options struct {
 	// ID becomes Adapter.ID; see ID for the usual form.
@@ -38,6 +47,14 @@ type Options struct {
 	// BaseName is the served base model's name or path. When both it and
 	// base_model_name_or_path are set and differ, Read warns.
 	BaseName string
+	// Model, when set, is the loaded base the adapter will serve on: Read
+	// then prepares the adapter for it (model.Model.PrepareAdapter). DoRA
+	// adapters need that before they can serve, because their rescale
+	// depends on the base's own weights; without Model the caller must call
+	// PrepareAdapter itself.
+	Model *model.Model
+	// Pool spreads that preparation over workers; nil runs it serially.
+	Pool *par.Pool
 }
 
 // Result is a loaded adapter with its config and the problems that did not
@@ -70,18 +87,36 @@ func Read(dir string, base *config.Config, opt Options) (*Result, error) {
 	// Serving reads B transposed; paying the copy once at load makes
 	// mixed-adapter decode about 30% faster.
 	res.Adapter.Prepare()
+	if opt.Model != nil {
+		if err := opt.Model.PrepareAdapter(opt.Pool, res.Adapter); err != nil {
+			return nil, fmt.Errorf("adapters: adapter %q: %w: %w", label, ErrIncompatible, err)
+		}
+	}
 	return res, nil
 }
 
 // NewLoader returns a loader with the shape the adapter registry expects:
 // it reads adapters against base (named baseName, for the compatibility
-// warning) and passes any warnings to warn, which may be nil.
+// warning) and passes any warnings to warn, which may be nil. Its DoRA
+// adapters are not prepared for a model; serving code wants NewModelLoader.
 func NewLoader(base *config.Config, baseName string, warn func(id string, warnings []string)) func(ctx context.Context, dir, id string) (*model.Adapter, error) {
+	return newLoader(base, Options{BaseName: baseName}, warn)
+}
+
+// NewModelLoader is NewLoader for adapters that will serve on m: each one
+// is also prepared for m (see Options.Model), using p for DoRA's norms.
+func NewModelLoader(m *model.Model, baseName string, p *par.Pool, warn func(id string, warnings []string)) func(ctx context.Context, dir, id string) (*model.Adapter, error) {
+	return newLoader(m.Cfg, Options{BaseName: baseName, Model: m, Pool: p}, warn)
+}
+
+func newLoader(base *config.Config, opt Options, warn func(id string, warnings []string)) func(ctx context.Context, dir, id string) (*model.Adapter, error) {
 	return func(ctx context.Context, dir, id string) (*model.Adapter, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		res, err := Read(dir, base, Options{ID: id, BaseName: baseName})
+		o := opt
+		o.ID = id
+		res, err := Read(dir, base, o)
 		if err != nil {
 			return nil, err
 		}
@@ -168,11 +203,20 @@ func moduleDims(b *config.Config, m model.Module) (in, out int, why string) {
 	}
 }
 
+// part tells the tensors of one adapted module apart.
+type part int
+
+const (
+	partA part = iota
+	partB
+	partMagnitude // DoRA's lora_magnitude_vector
+)
+
 // loraKey locates one LoRA tensor.
 type loraKey struct {
 	layer  int
 	module model.Module
-	isB    bool
+	part   part
 }
 
 // parseLoRAKey maps a PEFT tensor name onto a decoder projection, and
@@ -180,14 +224,12 @@ type loraKey struct {
 func parseLoRAKey(name string) (loraKey, error) {
 	k := strings.TrimPrefix(name, peftPrefix)
 	switch {
-	case strings.Contains(k, "lora_magnitude_vector"):
-		return loraKey{}, fmt.Errorf("%w: tensor %q is a DoRA magnitude vector; DoRA adapters are not served", ErrUnsupported, name)
 	case strings.HasSuffix(k, ".lora_B.bias"):
 		return loraKey{}, fmt.Errorf("%w: tensor %q is a LoRA bias (lora_bias=true), which is not served", ErrUnsupported, name)
-	case strings.Contains(k, "embed_tokens") || strings.HasPrefix(k, lmHead):
-		return loraKey{}, fmt.Errorf("%w: tensor %q adapts the token embedding or the output head; only the decoder projections (q,k,v,o,gate,up,down) can be adapted", ErrUnsupported, name)
 	case strings.Contains(k, "modules_to_save"):
-		return loraKey{}, fmt.Errorf("%w: tensor %q is a modules_to_save copy, which is not served", ErrUnsupported, name)
+		return loraKey{}, fmt.Errorf("%w: tensor %q keeps PEFT's in-memory modules_to_save name; PeftModel.save_pretrained writes the copies as %s%s and %s%s", ErrWeights, name, peftPrefix, headKey, peftPrefix, embedKey)
+	case strings.Contains(k, "embed_tokens") || strings.HasPrefix(k, lmHead):
+		return loraKey{}, fmt.Errorf("%w: tensor %q adapts the token embedding or the output head with LoRA; they can only be replaced by full copies (modules_to_save), and LoRA adapts the decoder projections (q,k,v,o,gate,up,down)", ErrUnsupported, name)
 	}
 	bad := fmt.Errorf("%w: unexpected tensor %q: not a PEFT LoRA key for a decoder projection (expected names like %smodel.layers.0.self_attn.q_proj.lora_A.weight)", ErrWeights, name, peftPrefix)
 	rest, ok := strings.CutPrefix(k, "model.layers.")
@@ -195,7 +237,18 @@ func parseLoRAKey(name string) (loraKey, error) {
 		return loraKey{}, bad
 	}
 	parts := strings.Split(rest, ".")
-	if len(parts) != 5 || parts[4] != "weight" || (parts[3] != "lora_A" && parts[3] != "lora_B") {
+	// DoRA magnitudes are saved without ".weight" (PEFT strips it to keep
+	// an older format); a ".weight" suffix is tolerated too.
+	weight := len(parts) == 5 && parts[4] == "weight"
+	var p part
+	switch {
+	case weight && parts[3] == "lora_A":
+		p = partA
+	case weight && parts[3] == "lora_B":
+		p = partB
+	case (weight || len(parts) == 4) && parts[3] == "lora_magnitude_vector":
+		p = partMagnitude
+	default:
 		return loraKey{}, bad
 	}
 	layer, err := strconv.Atoi(parts[0])
@@ -206,10 +259,13 @@ func parseLoRAKey(name string) (loraKey, error) {
 	if !ok || parentOf(m) != parts[1] {
 		return loraKey{}, bad
 	}
-	return loraKey{layer: layer, module: m, isB: parts[3] == "lora_B"}, nil
+	return loraKey{layer: layer, module: m, part: p}, nil
 }
 
-type abPair struct{ a, b *safetensors.Tensor }
+// moduleParts are the tensors found for one decoder projection.
+type moduleParts struct{ a, b, mag *safetensors.Tensor }
+
+func (p moduleParts) empty() bool { return p.a == nil && p.b == nil && p.mag == nil }
 
 func readLoRA(f *safetensors.File, cfg *PEFTConfig, base *config.Config, warnings *[]string) (*model.Adapter, error) {
 	mt, err := newMatcher(cfg)
@@ -222,27 +278,44 @@ func readLoRA(f *safetensors.File, cfg *PEFTConfig, base *config.Config, warning
 			return nil, err
 		}
 		if sel {
-			return nil, fmt.Errorf("%w: target_modules selects %s: LoRA on the token embedding or the output head is not served; retrain targeting the decoder projections only", ErrUnsupported, name)
+			return nil, fmt.Errorf("%w: target_modules selects %s: LoRA on the token embedding or the output head is not served; retrain targeting the decoder projections only, listing the module in modules_to_save if it must change", ErrUnsupported, name)
 		}
 	}
-	pairs := make([][model.NumModules]abPair, base.Layers)
+	pairs := make([][model.NumModules]moduleParts, base.Layers)
+	var head, embed *safetensors.Tensor
 	names := f.Names()
 	slices.Sort(names)
 	for _, name := range names {
-		k, err := parseLoRAKey(name)
-		if err != nil {
-			return nil, err
-		}
-		if k.layer >= base.Layers {
-			return nil, fmt.Errorf("%w: tensor %q is for layer %d but the base model has %d layers", ErrIncompatible, name, k.layer, base.Layers)
+		var slot **safetensors.Tensor
+		switch strings.TrimPrefix(name, peftPrefix) {
+		case headKey:
+			slot = &head
+		case embedKey:
+			slot = &embed
+		default:
+			k, err := parseLoRAKey(name)
+			if err != nil {
+				return nil, err
+			}
+			if k.layer >= base.Layers {
+				return nil, fmt.Errorf("%w: tensor %q is for layer %d but the base model has %d layers", ErrIncompatible, name, k.layer, base.Layers)
+			}
+			p := &pairs[k.layer][k.module]
+			switch k.part {
+			case partA:
+				slot = &p.a
+			case partB:
+				slot = &p.b
+			default:
+				if !cfg.UseDoRA {
+					return nil, fmt.Errorf("%w: tensor %q is a DoRA magnitude vector but use_dora is false; set use_dora to true or remove the tensors", ErrConfig, name)
+				}
+				slot = &p.mag
+			}
 		}
 		t, err := f.Get(name)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrWeights, err)
-		}
-		slot := &pairs[k.layer][k.module].a
-		if k.isB {
-			slot = &pairs[k.layer][k.module].b
 		}
 		if *slot != nil {
 			return nil, fmt.Errorf("%w: tensor %q appears twice (with and without the %q prefix)", ErrWeights, name, peftPrefix)
@@ -261,7 +334,7 @@ func readLoRA(f *safetensors.File, cfg *PEFTConfig, base *config.Config, warning
 			}
 			if sel[l][m] {
 				selected++
-				if pairs[l][m].a == nil && pairs[l][m].b == nil {
+				if pairs[l][m].empty() {
 					unused = append(unused, moduleName(l, m))
 				}
 			}
@@ -272,12 +345,12 @@ func readLoRA(f *safetensors.File, cfg *PEFTConfig, base *config.Config, warning
 	}
 	for l := range base.Layers {
 		for m := range model.NumModules {
-			if !sel[l][m] && (pairs[l][m].a != nil || pairs[l][m].b != nil) {
+			if !sel[l][m] && !pairs[l][m].empty() {
 				return nil, fmt.Errorf("%w: the weights adapt %s, which %s does not select; fix the config or remove the tensors", ErrConfig, moduleName(l, m), cfg.selection())
 			}
 		}
 	}
-	if len(unused) == selected {
+	if len(unused) == selected && head == nil && embed == nil {
 		return nil, fmt.Errorf("%w: %s holds no LoRA weights for any of the %d modules the config selects (e.g. %s)", ErrWeights, WeightsFile, selected, unused[0])
 	}
 	if len(unused) > 0 {
@@ -291,7 +364,7 @@ func readLoRA(f *safetensors.File, cfg *PEFTConfig, base *config.Config, warning
 	for l := range base.Layers {
 		for m := range model.NumModules {
 			p := pairs[l][m]
-			if p.a == nil && p.b == nil {
+			if p.empty() {
 				continue
 			}
 			lo, err := buildLoRA(p, l, m, mt, base)
@@ -301,16 +374,111 @@ func readLoRA(f *safetensors.File, cfg *PEFTConfig, base *config.Config, warning
 			a.LoRA[l][m] = lo
 		}
 	}
+	if err := readSaved(a, cfg, head, embed, base, warnings); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
-func buildLoRA(p abPair, layer int, m model.Module, mt *matcher, base *config.Config) (*model.LoRA, error) {
+// readSaved fills in the adapter's modules_to_save copies of the output
+// head and the token embedding.
+func readSaved(a *model.Adapter, cfg *PEFTConfig, head, embed *safetensors.Tensor, base *config.Config, warnings *[]string) error {
+	want, err := savedModules(cfg.ModulesToSave)
+	if err != nil {
+		return err
+	}
+	parts := []struct {
+		name   string
+		t      *safetensors.Tensor
+		listed bool
+		dst    *quant.Matrix
+	}{{lmHead, head, want.head, &a.Head}, {"embed_tokens", embed, want.embed, &a.Embed}}
+	for _, s := range parts {
+		switch {
+		case s.t == nil:
+		case !s.listed:
+			return fmt.Errorf("%w: tensor %q is a full copy of %s, which modules_to_save does not list; add %q to modules_to_save or remove the tensor", ErrConfig, s.t.Name, s.name, s.name)
+		default:
+			if *s.dst, err = fullMatrix(s.t, s.name, base); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.EnsureWeightTying && base.TieEmbeddings {
+		// PEFT keeps the copies tied as the base ties lm_head to the
+		// embedding, so one saved copy stands for both.
+		if a.Head == nil {
+			a.Head = a.Embed
+		} else if a.Embed == nil {
+			a.Embed = a.Head
+		}
+	}
+	for _, s := range parts {
+		if s.listed && *s.dst == nil {
+			*warnings = append(*warnings, fmt.Sprintf("modules_to_save lists %s but %s holds no copy of it; the base model's is used", s.name, WeightsFile))
+		}
+	}
+	return nil
+}
+
+// fullMatrix checks a saved vocab × hidden table against the base and keeps
+// it in its stored precision (a 16-bit copy costs half the memory).
+func fullMatrix(t *safetensors.Tensor, what string, base *config.Config) (quant.Matrix, error) {
+	if len(t.Shape) != 2 {
+		return nil, fmt.Errorf("%w: %s copy %q has shape %v; it must be 2-D [vocab hidden]", ErrWeights, what, t.Name, t.Shape)
+	}
+	rows, cols := t.Shape[0], t.Shape[1]
+	switch {
+	case cols != base.Hidden:
+		return nil, fmt.Errorf("%w: %s copy %q is [%d %d] but the base model's hidden size is %d", ErrIncompatible, what, t.Name, rows, cols, base.Hidden)
+	case rows != base.Vocab:
+		// New tokens would need the adapter's own tokenizer, while a batch
+		// shares the base's tokenizer, sampler and logit width.
+		return nil, fmt.Errorf("%w: %s copy %q has %d token rows but the base vocabulary has %d: the adapter was trained with a resized vocabulary, which the base's tokenizer can neither produce nor decode; merge the adapter into a full model and serve that instead", ErrIncompatible, what, t.Name, rows, base.Vocab)
+	}
+	if t.DType == safetensors.BF16 || t.DType == safetensors.F16 {
+		u, err := t.Uint16()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrWeights, err)
+		}
+		// The file is unmapped once read, so the bits are copied.
+		u = slices.Clone(u)
+		if i := nonFinite16(u, t.DType); i >= 0 {
+			return nil, fmt.Errorf("%w: tensor %q holds a NaN or infinity at flat index %d; the adapter is corrupt or its training diverged", ErrWeights, t.Name, i)
+		}
+		if t.DType == safetensors.BF16 {
+			return quant.NewBF16(rows, cols, u), nil
+		}
+		return quant.NewF16(rows, cols, u), nil
+	}
+	v, err := floats(t, false)
+	if err != nil {
+		return nil, err
+	}
+	return quant.NewF32(rows, cols, v), nil
+}
+
+// nonFinite16 is nonFinite for raw BF16 or F16 bits.
+func nonFinite16(u []uint16, d safetensors.DType) int {
+	exp := uint16(0x7c00) // F16
+	if d == safetensors.BF16 {
+		exp = 0x7f80
+	}
+	for i, x := range u {
+		if x&exp == exp {
+			return i
+		}
+	}
+	return -1
+}
+
+func buildLoRA(p moduleParts, layer int, m model.Module, mt *matcher, base *config.Config) (*model.LoRA, error) {
 	name := moduleName(layer, m)
 	switch {
 	case p.a == nil:
-		return nil, fmt.Errorf("%w: %s has lora_B but no lora_A", ErrWeights, name)
+		return nil, fmt.Errorf("%w: %s has no lora_A", ErrWeights, name)
 	case p.b == nil:
-		return nil, fmt.Errorf("%w: %s has lora_A but no lora_B", ErrWeights, name)
+		return nil, fmt.Errorf("%w: %s has no lora_B", ErrWeights, name)
 	}
 	r, alpha, err := mt.rankAlpha(name)
 	if err != nil {
@@ -340,7 +508,19 @@ func buildLoRA(p abPair, layer int, m model.Module, mt *matcher, base *config.Co
 	if err != nil {
 		return nil, err
 	}
-	return &model.LoRA{R: r, Scale: mt.c.Scale(r, alpha), A: av, B: bv}, nil
+	lo := &model.LoRA{R: r, Scale: mt.c.Scale(r, alpha), A: av, B: bv}
+	if mt.c.UseDoRA {
+		if p.mag == nil {
+			return nil, fmt.Errorf("%w: %s has no lora_magnitude_vector, which use_dora=true requires for every adapted module", ErrWeights, name)
+		}
+		if len(p.mag.Shape) != 1 || p.mag.Shape[0] != out {
+			return nil, fmt.Errorf("%w: %s: lora_magnitude_vector %v does not fit the base module (want [%d]; %s)", ErrIncompatible, name, p.mag.Shape, out, why)
+		}
+		if lo.Magnitude, err = floats(p.mag, false); err != nil {
+			return nil, err
+		}
+	}
+	return lo, nil
 }
 
 // floats widens a tensor to float32, transposing a 2-D one if asked, and

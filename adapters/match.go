@@ -225,3 +225,53 @@ func (m *matcher) describe(name string) string {
 	}
 	return fmt.Sprintf("r=%d", m.c.R)
 }
+
+// saved says which modules a config's modules_to_save replaces.
+type saved struct{ head, embed bool }
+
+// peftModules are the module names of a PEFT-wrapped Llama-family model
+// with LoRA injected, one decoder layer standing for all: what PEFT checks
+// modules_to_save entries against.
+var peftModules = func() []string {
+	p := strings.TrimSuffix(peftPrefix, ".")
+	names := []string{"base_model", p, p + ".model", p + ".model.layers", p + ".model.norm", p + ".model.rotary_emb", p + "." + embedTokens, p + "." + lmHead}
+	layer := p + ".model.layers.0"
+	names = append(names, layer, layer+".self_attn", layer+".mlp", layer+".mlp.act_fn", layer+".input_layernorm", layer+".post_attention_layernorm")
+	for m := range model.NumModules {
+		name := p + "." + moduleName(0, m)
+		names = append(names, name, name+".base_layer")
+		for _, sub := range []string{"lora_A", "lora_B", "lora_dropout", "lora_magnitude_vector"} {
+			names = append(names, name+"."+sub, name+"."+sub+".default")
+		}
+	}
+	return names
+}()
+
+// savedModules resolves modules_to_save entries the way PEFT does — an entry
+// selects every module whose full name ends with it — and accepts only
+// entries that reach the output head or the token embedding and nothing
+// else: a per-adapter copy of any other module would fork the shared base.
+func savedModules(entries []string) (saved, error) {
+	var s saved
+	for _, e := range entries {
+		reach := saved{}
+		for _, name := range peftModules {
+			if !strings.HasSuffix(name, e) {
+				continue
+			}
+			switch strings.TrimPrefix(name, peftPrefix) {
+			case lmHead:
+				reach.head = true
+			case embedTokens:
+				reach.embed = true
+			default:
+				return saved{}, fmt.Errorf("%w: modules_to_save entry %q selects %s; only full copies of lm_head and embed_tokens are served per adapter", ErrUnsupported, e, strings.TrimPrefix(name, peftPrefix))
+			}
+		}
+		if !reach.head && !reach.embed {
+			return saved{}, fmt.Errorf("%w: modules_to_save entry %q names no module loraplex serves per adapter; only lm_head and embed_tokens copies are", ErrUnsupported, e)
+		}
+		s.head, s.embed = s.head || reach.head, s.embed || reach.embed
+	}
+	return s, nil
+}

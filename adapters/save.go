@@ -12,6 +12,7 @@ import (
 
 	"github.com/loraplex/loraplex/inference/model"
 	"github.com/loraplex/loraplex/inference/safetensors"
+	"github.com/loraplex/loraplex/quant"
 )
 
 // safetensorsMeta is what PEFT's save_pretrained puts in the header.
@@ -21,8 +22,10 @@ var safetensorsMeta = map[string]string{"format": "pt"}
 // loraplex load. cfg supplies r, lora_alpha and the targeting rules; if
 // TargetModules is unset it becomes the list of module kinds a adapts. Every
 // adapted module must be selected by cfg with the rank and scale a carries.
-// The directory appears complete or not at all; dir must not exist or be
-// empty.
+// DoRA magnitudes are written as PEFT writes them (use_dora becomes true),
+// and a's own embedding and head as modules_to_save copies (ModulesToSave,
+// if unset, becomes the list of them). The directory appears complete or
+// not at all; dir must not exist or be empty.
 func SaveLoRA(dir string, cfg *PEFTConfig, a *model.Adapter) error {
 	if err := saveLoRA(dir, cfg, a); err != nil {
 		return fmt.Errorf("adapters: save %s: %w", dir, err)
@@ -46,8 +49,16 @@ func saveLoRA(dir string, cfg *PEFTConfig, a *model.Adapter) error {
 	if c.TargetModules.IsZero() {
 		c.TargetModules.Names = adaptedKinds(a)
 	}
+	c.UseDoRA = c.UseDoRA || a.IsDoRA()
+	if c.ModulesToSave == nil {
+		c.ModulesToSave = savedNames(a)
+	}
 	if err := c.checkLoRA(); err != nil {
 		return err
+	}
+	want, _ := savedModules(c.ModulesToSave)
+	if want.head != (a.Head != nil) || want.embed != (a.Embed != nil) {
+		return fmt.Errorf("%w: modules_to_save %q does not match the adapter's own modules %q", ErrConfig, c.ModulesToSave, savedNames(a))
 	}
 	mt, err := newMatcher(&c)
 	if err != nil {
@@ -70,12 +81,52 @@ func saveLoRA(dir string, cfg *PEFTConfig, a *model.Adapter) error {
 				safetensors.Tensor{Name: ka, DType: safetensors.F32, Shape: []int{lo.R, in}},
 				safetensors.Tensor{Name: kb, DType: safetensors.F32, Shape: []int{out, lo.R}})
 			data[ka], data[kb] = lo.A, lo.B
+			if c.UseDoRA {
+				// PEFT writes the magnitude without ".weight".
+				km := peftPrefix + name + ".lora_magnitude_vector"
+				tensors = append(tensors, safetensors.Tensor{Name: km, DType: safetensors.F32, Shape: []int{out}})
+				data[km] = lo.Magnitude
+			}
 		}
 	}
 	if len(tensors) == 0 {
 		return fmt.Errorf("%w: the adapter has no LoRA weights", ErrWeights)
 	}
+	for _, s := range []struct {
+		key string
+		w   quant.Matrix
+	}{{headKey, a.Head}, {embedKey, a.Embed}} {
+		if s.w == nil {
+			continue
+		}
+		k := peftPrefix + s.key
+		tensors = append(tensors, safetensors.Tensor{Name: k, DType: safetensors.F32, Shape: []int{s.w.Rows(), s.w.Cols()}})
+		data[k] = dense(s.w)
+	}
 	return writeAdapter(dir, &c, tensors, data)
+}
+
+// savedNames lists, as modules_to_save entries, the modules a replaces by
+// full copies; nil when it has none.
+func savedNames(a *model.Adapter) []string {
+	var names []string
+	if a.Embed != nil {
+		names = append(names, "embed_tokens")
+	}
+	if a.Head != nil {
+		names = append(names, lmHead)
+	}
+	return names
+}
+
+// dense widens a matrix to float32 values, row by row.
+func dense(w quant.Matrix) []float32 {
+	rows, cols := w.Rows(), w.Cols()
+	v := make([]float32, rows*cols)
+	for r := range rows {
+		w.Row(v[r*cols:(r+1)*cols], r)
+	}
+	return v
 }
 
 // adaptedKinds lists the module kinds a adapts in any layer.
@@ -116,6 +167,9 @@ func checkSaved(c *PEFTConfig, mt *matcher, name string, lo *model.LoRA) error {
 	}
 	if lo.R <= 0 || len(lo.A) == 0 || len(lo.B) == 0 || len(lo.A)%lo.R != 0 || len(lo.B)%lo.R != 0 {
 		return fmt.Errorf("%w: %s: lora_A has %d values and lora_B %d, not multiples of rank %d", ErrWeights, name, len(lo.A), len(lo.B), lo.R)
+	}
+	if c.UseDoRA && len(lo.Magnitude) != len(lo.B)/lo.R {
+		return fmt.Errorf("%w: %s has a DoRA magnitude of %d values, want one per output (%d); use_dora applies to every module", ErrWeights, name, len(lo.Magnitude), len(lo.B)/lo.R)
 	}
 	return nil
 }

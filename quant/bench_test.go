@@ -57,7 +57,7 @@ func benchMulT(b *testing.B, m Matrix, n int) {
 }
 
 func BenchmarkNF4MulT(b *testing.B) {
-	for _, sh := range [][3]int{{5632, 2048, 1}, {32000, 2048, 1}, {2048, 5632, 1}, {5632, 2048, 8}, {5632, 2048, 64}, {2048, 2048, 128}} {
+	for _, sh := range [][3]int{{5632, 2048, 1}, {32000, 2048, 1}, {2048, 5632, 1}, {5632, 2048, 2}, {5632, 2048, 8}, {5632, 2048, 64}, {2048, 2048, 128}} {
 		b.Run(fmt.Sprintf("%dx%d/n=%d", sh[0], sh[1], sh[2]), func(b *testing.B) {
 			benchMulT(b, randomNF4(sh[0], sh[1]), sh[2])
 		})
@@ -73,6 +73,16 @@ func BenchmarkNF4MulTInt8(b *testing.B) {
 			q.SetInt8Prefill(on)
 			b.Run(fmt.Sprintf("n=%d/int8=%v", n, on), func(b *testing.B) { benchMulT(b, q, n) })
 		}
+	}
+}
+
+// BenchmarkNF4MulTInt8Decode is the opt-in int8 decoding path on the
+// shapes of BenchmarkNF4MulT's n=1 cases.
+func BenchmarkNF4MulTInt8Decode(b *testing.B) {
+	for _, sh := range [][3]int{{5632, 2048, 1}, {32000, 2048, 1}, {2048, 5632, 1}, {5632, 2048, 2}} {
+		q := randomNF4(sh[0], sh[1])
+		q.SetInt8Decode(true)
+		b.Run(fmt.Sprintf("%dx%d/n=%d", sh[0], sh[1], sh[2]), func(b *testing.B) { benchMulT(b, q, sh[2]) })
 	}
 }
 
@@ -128,6 +138,36 @@ func BenchmarkKernelNF4Dot(b *testing.B) {
 			b.SetBytes(int64(len(q.packed)))
 			for b.Loop() {
 				ks.nf4Dot(q.packed, q.qabs, x, q.code, q.dyn, q.absmax2[0], q.offset)
+			}
+		})
+	}
+}
+
+// BenchmarkKernelNF4Rows measures the in-cache speed of the decoding row
+// kernels on one thread over 32 rows of 2048 columns (bytes/s of packed
+// codes); the ratio to memory bandwidth tells how far a core is from
+// streaming weights at memory speed.
+func BenchmarkKernelNF4Rows(b *testing.B) {
+	const R, C = 32, 2048
+	q := randomNF4(R, C)
+	x := randVec(rand.New(rand.NewPCG(1, 1)), C)
+	xq, xa := make([]float32, C), make([]uint32, q8DecWords(C))
+	quadX(xq, x)
+	encodeActsQ8(xa, x)
+	y := make([]float32, R)
+	if kern.nf4Rows != nil {
+		b.Run("float32", func(b *testing.B) {
+			b.SetBytes(int64(len(q.packed)))
+			for b.Loop() {
+				kern.nf4Rows(y, q.packed, q.qabs, q.absmax2, 0, C/64, xq, q.code, q.dyn, q.offset)
+			}
+		})
+	}
+	if kern.nf4RowsQ8 != nil {
+		b.Run("int8", func(b *testing.B) {
+			b.SetBytes(int64(len(q.packed)))
+			for b.Loop() {
+				kern.nf4RowsQ8(y, q.packed, q.qabs, q.absmax2, 0, C/64, xa, q.dyn, q.offset)
 			}
 		})
 	}

@@ -73,28 +73,8 @@ func TestKernelConformance(t *testing.T) {
 				if !close32(float64(got), float64(want), math.Sqrt(float64(nb*64))*0.05) {
 					t.Fatalf("nf4Dot nb=%d: %v, generic %v", nb, got, want)
 				}
-				if ks.nf4DotSplit != nil {
-					xs := make([]float32, len(x))
-					splitX(xs, x)
-					if got := ks.nf4DotSplit(q.packed, q.qabs, xs, q.code, q.dyn, a2, off); !close32(float64(got), float64(want), math.Sqrt(float64(nb*64))*0.05) {
-						t.Fatalf("nf4DotSplit nb=%d: %v, generic %v", nb, got, want)
-					}
-				}
-				if ks.nf4DotSplit2 != nil {
-					// Two rows ld apart, with a guard gap between them.
-					ld := nb*64 + 32
-					x2 := randVec(r, ld+nb*64)
-					xs := make([]float32, len(x2))
-					splitX(xs[:nb*64], x2[:nb*64])
-					splitX(xs[ld:], x2[ld:])
-					var out [2]float32
-					ks.nf4DotSplit2(q.packed, q.qabs, xs, ld, q.code, q.dyn, a2, off, &out)
-					for a := range 2 {
-						want := nf4DotGeneric(q.packed, q.qabs, x2[a*ld:a*ld+nb*64], q.code, q.dyn, a2, off)
-						if !close32(float64(out[a]), float64(want), math.Sqrt(float64(nb*64))*0.05) {
-							t.Fatalf("nf4DotSplit2 nb=%d row %d: %v, generic %v", nb, a, out[a], want)
-						}
-					}
+				if ks.nf4Rows != nil {
+					checkRowsKernels(t, ks, r, nb)
 				}
 				d, g := withGuard(nb*64, 17), make([]float32, nb*64)
 				ks.nf4Decode(d, q.packed, q.qabs, q.code, q.dyn, a2, off)
@@ -302,6 +282,57 @@ func TestNoAllocs(t *testing.T) {
 			}
 			if a := testing.AllocsPerRun(20, func() { m.MulGrad(par.Serial, x, y, n) }); a != 0 {
 				t.Errorf("%s MulGrad n=%d: %v allocations per call", f.name, n, a)
+			}
+		}
+	}
+}
+
+// checkRowsKernels runs nf4Rows and nf4Rows2 on rows [lo, hi) of a
+// 37×(64·nb) matrix, whose 37·nb blocks cross a second-level group
+// boundary for nb ≥ 7, against float64 dot products of the dequantized
+// rows.
+func checkRowsKernels(t *testing.T, ks kernelSet, r *rand.Rand, nb int) {
+	t.Helper()
+	const R = 37
+	C := nb * 64
+	q := QuantizeNF4(R, C, randWeights(r, R*C))
+	wide := make([]float32, R*C)
+	q.Dequantize(wide)
+	x0, x1 := randVec(r, C), randVec(r, C)
+	xq0, xq1 := make([]float32, C), make([]float32, C)
+	quadX(xq0, x0)
+	quadX(xq1, x1)
+	for _, rg := range [][2]int{{0, R}, {0, 1}, {5, 36}, {36, 37}, {9, 9}} {
+		lo, hi := rg[0], rg[1]
+		p, qa := q.packed[lo*nb*32:hi*nb*32], q.qabs[lo*nb:hi*nb]
+		y0, y1, y2 := withGuard(hi-lo, 3), withGuard(hi-lo, 3), withGuard(hi-lo, 3)
+		for i := range hi - lo {
+			y0[i], y1[i], y2[i] = 7, 7, 7 // overwritten, not added to
+		}
+		ks.nf4Rows(y0[:hi-lo], p, qa, q.absmax2, lo*nb, nb, xq0, q.code, q.dyn, q.offset)
+		checkGuard(t, "nf4Rows", y0, hi-lo)
+		if ks.nf4Rows2 != nil {
+			ks.nf4Rows2(y1[:hi-lo], y2[:hi-lo], p, qa, q.absmax2, lo*nb, nb, xq0, xq1, q.code, q.dyn, q.offset)
+			checkGuard(t, "nf4Rows2 y0", y1, hi-lo)
+			checkGuard(t, "nf4Rows2 y1", y2, hi-lo)
+		}
+		for i := range hi - lo {
+			w := wide[(lo+i)*C : (lo+i+1)*C]
+			for k, c := range []struct {
+				got float32
+				x   []float32
+			}{{y0[i], x0}, {y1[i], x0}, {y2[i], x1}} {
+				if k > 0 && ks.nf4Rows2 == nil {
+					break
+				}
+				var s, a float64
+				for j, v := range w {
+					s += float64(v) * float64(c.x[j])
+					a += math.Abs(float64(v) * float64(c.x[j]))
+				}
+				if !close32(float64(c.got), s, a+1) {
+					t.Fatalf("nf4Rows (case %d) nb=%d rows [%d,%d) row %d: %v, want %v", k, nb, lo, hi, lo+i, c.got, s)
+				}
 			}
 		}
 	}

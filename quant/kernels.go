@@ -9,12 +9,18 @@ type kernelSet struct {
 	// nf4Dot returns Σ w[k]·x[k] over the len(q) whole 64-blocks in p
 	// (32 bytes each), all in one 256-block group with scale a2.
 	nf4Dot func(p []byte, q []uint8, x []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32
-	// nf4DotSplit is nf4Dot with x given in split order (see splitX); nil
-	// where a set has no faster kernel for that order.
-	nf4DotSplit func(p []byte, q []uint8, xs []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32
-	// nf4DotSplit2 sets out[a] to the nf4DotSplit of rows xs and xs[ldx:],
-	// decoding each block once; nil where a set has none.
-	nf4DotSplit2 func(p []byte, q []uint8, xs []float32, ldx int, code *[16]float32, dyn *[256]float32, a2, off float32, out *[2]float32)
+	// nf4Rows sets y[i] = Σ_k w[i·64·nb+k]·x[k] for i < len(y): len(y)
+	// consecutive runs of nb whole 64-blocks each (weight rows that start on
+	// a block boundary), with xq = quadX(x). Block j of p has global index
+	// b0+j and second-level scale a2[(b0+j)/256]. nil where a set has no
+	// such kernel.
+	nf4Rows func(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xq []float32, code *[16]float32, dyn *[256]float32, off float32)
+	// nf4Rows2 is nf4Rows for two activation rows, x0 into y0 and x1 into
+	// y1, decoding each block once; nil where a set has none.
+	nf4Rows2 func(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []float32, code *[16]float32, dyn *[256]float32, off float32)
+	// nf4RowsQ8 is nf4Rows for activations encoded by encodeActsQ8 (the
+	// int8 decoding path, q8dec.go); nil where the CPU has no VNNI.
+	nf4RowsQ8 func(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, dyn *[256]float32, off float32)
 	// nf4Decode writes the len(q) whole 64-blocks in p, dequantized, to dst.
 	nf4Decode func(dst []float32, p []byte, q []uint8, code *[16]float32, dyn *[256]float32, a2, off float32)
 
@@ -83,15 +89,22 @@ func nf4DotGeneric(p []byte, q []uint8, x []float32, code *[16]float32, dyn *[25
 	return sum
 }
 
-// splitX writes x in split order: within each 32-value chunk the 16 even
-// elements first, then the 16 odd ones. A packed byte holds an even element
-// in its high nibble and the next odd one in its low nibble, so in this order
-// a kernel can widen bytes to lanes without any byte shuffle.
-// len(x) must be a multiple of 32.
-func splitX(xs, x []float32) {
-	for c := 0; c < len(x); c += 32 {
-		for k := range 16 {
-			xs[c+k], xs[c+16+k] = x[c+2*k], x[c+2*k+1]
+// quadPerm[s] is the element of each group of four that quad order puts
+// in the s-th quarter of a block.
+var quadPerm = [4]int{1, 0, 3, 2}
+
+// quadX writes x in quad order: within each 64-value block, quarter s
+// holds elements 4i+quadPerm[s] for i < 16. Two packed bytes hold elements
+// 4i..4i+3 as nibbles hi0, lo0, hi1, lo1; widened to a 32-bit lane, bits
+// 0-3, 4-7, 8-11 and 12-15 are elements 4i+1, 4i, 4i+3 and 4i+2, so in this
+// order a kernel needs one widening and three shifts per block and no byte
+// shuffles. len(x) must be a multiple of 64.
+func quadX(xq, x []float32) {
+	for b := 0; b < len(x); b += nf4Block {
+		for s, e := range quadPerm {
+			for i := range 16 {
+				xq[b+16*s+i] = x[b+4*i+e]
+			}
 		}
 	}
 }

@@ -10,25 +10,90 @@ import "golang.org/x/sys/cpu"
 //go:noescape
 func nf4DotAVX512(p []byte, q []uint8, x []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32 // nf4DotGeneric
 
-// nf4DotSplitAVX512 implements, with xs = splitX(x):
+// nf4RowsAVX512 implements nf4Rows (see kernelSet): for each row
+// i < len(y), y[i] = sum after
 //
-//	for j, qb := range q {
-//		nf4BlockTable(&t, code, dyn, qb, a2, off)
-//		for c := 0; c < 2; c++ {
-//			for k, b := range p[32*j+16*c : 32*j+16*c+16] {
-//				sum += t[b>>4]*xs[64*j+32*c+k] + t[b&15]*xs[64*j+32*c+16+k]
+//	for j := range nb {
+//		nf4BlockTable(&t, code, dyn, q[i*nb+j], a2[(b0+i*nb+j)/256], off)
+//		for s, e := range quadPerm {
+//			for l := range 16 {
+//				b := p[(i*nb+j)*32+2*l+e/2]
+//				sum += t[b>>(4*(1-e%2))&15] * xq[64*j+16*s+l]
 //			}
 //		}
 //	}
 //
-//go:noescape
-func nf4DotSplitAVX512(p []byte, q []uint8, xs []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32
-
-// nf4DotSplit2AVX512 sets out[a] = nf4DotSplitAVX512(p, q, xs[a*ldx:], ...)
-// for a < 2, decoding each block once.
+// t is scratch for the scales of one second-level group. The caller checks
+// the lengths (nf4RowsChecked).
 //
 //go:noescape
-func nf4DotSplit2AVX512(p []byte, q []uint8, xs []float32, ldx int, code *[16]float32, dyn *[256]float32, a2, off float32, out *[2]float32)
+func nf4RowsAVX512(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xq []float32, code *[16]float32, dyn *[256]float32, off float32, t *[256]float32)
+
+// nf4Rows2AVX512 is nf4RowsAVX512 for x0 into y0 and x1 into y1, decoding
+// each block once.
+//
+//go:noescape
+func nf4Rows2AVX512(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []float32, code *[16]float32, dyn *[256]float32, off float32, t *[256]float32)
+
+// checkRows panics unless the weight slices hold what an nf4Rows kernel
+// reads for len(y) rows; it reports whether there is anything to compute
+// (it zeroes y for rows of no blocks). Callers check the activations.
+func checkRows(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int) bool {
+	rows := len(y)
+	if rows == 0 {
+		return false
+	}
+	if nb == 0 {
+		clear(y)
+		return false
+	}
+	_, _, _ = p[rows*nb*32-1], q[rows*nb-1], a2[(b0+rows*nb-1)/nestedBlock]
+	return true
+}
+
+func nf4RowsChecked(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xq []float32, code *[16]float32, dyn *[256]float32, off float32) {
+	if checkRows(y, p, q, a2, b0, nb) {
+		_ = xq[nb*nf4Block-1]
+		var t [256]float32
+		nf4RowsAVX512(y, p, q, a2, b0, nb, xq, code, dyn, off, &t)
+	}
+}
+
+func nf4Rows2Checked(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []float32, code *[16]float32, dyn *[256]float32, off float32) {
+	y1, x1 = y1[:len(y0)], x1[:nb*nf4Block]
+	if checkRows(y0, p, q, a2, b0, nb) {
+		_ = x0[nb*nf4Block-1]
+		var t [256]float32
+		nf4Rows2AVX512(y0, y1, p, q, a2, b0, nb, x0, x1, code, dyn, off, &t)
+	} else {
+		clear(y1)
+	}
+}
+
+// nf4RowsQ8AVX512 implements nf4RowsQ8 with VPDPBUSD; u8 is nf4U8. For
+// row i, pair P of blocks j = 2P+h (h < 2, j < nb) and lanes l < 8:
+//
+//	d := xa[64P+32+8h+l]  // as int32
+//	for u := range 4 {
+//		k := 32h + 4l + u // byte of the pair's packed codes
+//		b := p[(i*nb+2P)*32+k]
+//		d += int32(u8[b>>4])*int32(int8(byte(xa[64P+k/4]>>(8*u)))) +
+//			int32(u8[b&15])*int32(int8(byte(xa[64P+16+k/4]>>(8*u))))
+//	}
+//	sum += float32(d) * float32frombits(xa[64P+48+8h+l]) * scale(i*nb+j)
+//
+// with scale(b) = float32(dyn[q[b]]·a2[(b0+b)/256]) + off.
+//
+//go:noescape
+func nf4RowsQ8AVX512(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, u8 *[16]byte, dyn *[256]float32, off float32, t *[256]float32)
+
+func nf4RowsQ8Checked(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, dyn *[256]float32, off float32) {
+	if checkRows(y, p, q, a2, b0, nb) {
+		_ = xa[q8DecWords(nb*nf4Block)-1]
+		var t [256]float32
+		nf4RowsQ8AVX512(y, p, q, a2, b0, nb, xa, &nf4U8, dyn, off, &t)
+	}
+}
 
 // bf16Dot2AVX512 sets out[a] = bf16DotGeneric(w, x[a*ldx:]) for a < 2,
 // widening each weight once.
@@ -147,19 +212,20 @@ var (
 	// float16 weights are rare (lm_head and embeddings ship as bf16); the
 	// AVX-512 set keeps the AVX2 F16C kernels for them.
 	avx512Kernels = kernelSet{
-		name:         "avx512",
-		nf4Dot:       nf4DotAVX512,
-		nf4DotSplit:  nf4DotSplitAVX512,
-		nf4DotSplit2: nf4DotSplit2AVX512,
-		bf16Dot2:     bf16Dot2AVX512,
-		nf4Decode:    nf4DecodeAVX512,
-		bf16Dot:      bf16DotAVX512,
-		bf16Decode:   bf16DecodeAVX512,
-		f16Dot:       f16DotAVX2,
-		f16Decode:    f16DecodeAVX2,
-		dot4x4:       dot4x4AVX512,
-		acc4x64:      acc4x64AVX512,
-		q8Tile4x4:    q8Tile4x4VNNI,
+		name:       "avx512",
+		nf4Dot:     nf4DotAVX512,
+		nf4Rows:    nf4RowsChecked,
+		nf4Rows2:   nf4Rows2Checked,
+		nf4RowsQ8:  nf4RowsQ8Checked,
+		bf16Dot2:   bf16Dot2AVX512,
+		nf4Decode:  nf4DecodeAVX512,
+		bf16Dot:    bf16DotAVX512,
+		bf16Decode: bf16DecodeAVX512,
+		f16Dot:     f16DotAVX2,
+		f16Decode:  f16DecodeAVX2,
+		dot4x4:     dot4x4AVX512,
+		acc4x64:    acc4x64AVX512,
+		q8Tile4x4:  q8Tile4x4VNNI,
 	}
 )
 
@@ -177,7 +243,7 @@ func kernelVariants() []kernelSet {
 	if hasAVX512 {
 		ks := avx512Kernels
 		if !cpu.X86.HasAVX512VNNI {
-			ks.q8Tile4x4 = nil
+			ks.q8Tile4x4, ks.nf4RowsQ8 = nil, nil
 		}
 		v = append(v, ks)
 	}

@@ -3,6 +3,7 @@ package quant
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/loraplex/loraplex/quant/par"
 	"github.com/loraplex/loraplex/quant/vec"
@@ -18,15 +19,6 @@ type source interface {
 	decode(dst []float32, r, c0, c1 int)
 }
 
-// fewDotter is implemented by formats with fused kernels for a few
-// activation rows (small decode batches), which stream each weight row once
-// per pair of activation rows instead of widening panels.
-type fewDotter interface {
-	// dotFew sets y[i·Rows+r] = W[r,:]·x[i·Cols:] for i < n ≤ 3; out is
-	// per-worker scratch for the kernels.
-	dotFew(y []float32, r int, x []float32, n int, out *[2]float32)
-}
-
 // viewer is implemented by formats whose rows are already float32.
 type viewer interface {
 	view(r0, r1 int) []float32
@@ -36,6 +28,10 @@ const (
 	// minRowWork is the smallest number of multiply-adds worth handing to
 	// another worker; below it the hand-off costs more than it saves.
 	minRowWork = 1 << 15
+	// shareWork is the multiply-adds in one share of a product with a few
+	// activation rows (decoding): 256K weights, 128 KiB of NF4, long
+	// enough a stretch for the hardware prefetchers.
+	shareWork = 1 << 18
 	// panelRows weight rows are widened together for batched products: 16
 	// rows of 2048-5632 columns (128-360 KiB) stay in L2 while every
 	// activation row passes over them.
@@ -77,11 +73,15 @@ func checkMul(name string, s source, out, in []float32, outCols, inCols, n int) 
 // stretch of y (no false sharing except at the run ends).
 func rowGrain(cols, n int) int { return max(1, minRowWork/max(1, cols*n)) }
 
+// shareRows is the number of weight rows in one share (see runShared).
+func shareRows(cols, n int) int { return max(1, shareWork/max(1, cols*n)) }
+
 type jobKind uint8
 
 const (
 	jobDot    jobKind = iota // MulT, one activation row
-	jobFew                   // MulT, 1-3 rows through a fewDotter
+	jobQuad                  // NF4 MulT, 1-3 rows in quad order
+	jobQuadQ8                // NF4 int8 MulT, 1-3 rows
 	jobPanel                 // MulT, several activation rows
 	jobGrad                  // MulGrad
 	jobQ8Acts                // NF4 int8 MulT: quantize the activations
@@ -89,29 +89,71 @@ const (
 )
 
 // job carries one kernel call to the pool's workers. Jobs are pooled with
-// their run method bound once, so a call allocates nothing.
+// their methods bound once, so a call allocates nothing.
 type job struct {
 	kind    jobKind
 	s       source
 	out, in []float32
 	n       int
-	q8      *q8Buf // quantized activations of jobQ8
+	q8      *q8Buf   // quantized activations of jobQ8
+	xa      []uint32 // encoded activations of jobQuadQ8
 	run     func(lo, hi int)
+
+	// runShared: rows [0, total) in shares of share rows, claimed in turn
+	// through next by the claim loops.
+	total, share int
+	next         atomic.Int64
+	claim        func(lo, hi int)
 }
 
 var jobPool = sync.Pool{New: func() any {
 	j := new(job)
 	j.run = j.do
+	j.claim = j.claimShares
 	return j
 }}
 
-// start runs kind over [0, total) on p and returns when it is done.
-func start(p *par.Pool, kind jobKind, s source, out, in []float32, n, total, grain int) {
+func getJob(kind jobKind, s source, out, in []float32, n int) *job {
 	j := jobPool.Get().(*job)
 	j.kind, j.s, j.out, j.in, j.n = kind, s, out, in, n
-	p.For(total, grain, j.run)
-	*j = job{run: j.run}
+	return j
+}
+
+// release drops the job's references and returns it to the pool.
+func (j *job) release() {
+	j.s, j.out, j.in, j.q8, j.xa = nil, nil, nil, nil, nil
 	jobPool.Put(j)
+}
+
+// start runs kind over [0, total) on p and returns when it is done.
+func start(p *par.Pool, kind jobKind, s source, out, in []float32, n, total, grain int) {
+	j := getJob(kind, s, out, in, n)
+	p.For(total, grain, j.run)
+	j.release()
+}
+
+// runShared runs j over rows [0, total) on p in shares of share rows that
+// the workers claim one after another until none are left, then releases
+// j. A fixed split would make the call wait for its slowest worker: one
+// that wakes late or loses its core to another process. Shares cost little
+// to claim and are long enough that each worker still streams the weights
+// in stretches of 128 KiB or more.
+func (j *job) runShared(p *par.Pool, total, share int) {
+	j.total, j.share = total, share
+	j.next.Store(0)
+	p.For(min(p.Workers(), (total+share-1)/share), 1, j.claim)
+	j.release()
+}
+
+// claimShares is one worker's loop in runShared; its range is ignored.
+func (j *job) claimShares(_, _ int) {
+	for {
+		lo := int(j.next.Add(int64(j.share))) - j.share
+		if lo >= j.total {
+			return
+		}
+		j.do(lo, min(j.total, lo+j.share))
+	}
 }
 
 func (j *job) do(lo, hi int) {
@@ -120,14 +162,10 @@ func (j *job) do(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			j.out[r] = j.s.dot(r, j.in)
 		}
-	case jobFew:
-		f := j.s.(fewDotter)
-		buf := getScratch(2)
-		out := (*[2]float32)(*buf)
-		for r := lo; r < hi; r++ {
-			f.dotFew(j.out, r, j.in, j.n, out)
-		}
-		scratchPool.Put(buf)
+	case jobQuad:
+		j.s.(*NF4).rowsQuad(j.out, j.in, j.n, lo, hi)
+	case jobQuadQ8:
+		j.s.(*NF4).rowsQ8(j.out, j.xa, j.n, lo, hi)
 	case jobPanel:
 		panelRange(j.s, j.out, j.in, j.n, lo, hi)
 	case jobGrad:
@@ -149,7 +187,7 @@ func mulT(s source, p *par.Pool, y, x []float32, n int) {
 		return
 	}
 	if n == 1 {
-		start(p, jobDot, s, y, x, 1, R, rowGrain(C, 1))
+		getJob(jobDot, s, y, x, 1).runShared(p, R, shareRows(C, 1))
 		return
 	}
 	start(p, jobPanel, s, y, x, n, R, rowGrain(C, n))

@@ -26,6 +26,7 @@ type NF4 struct {
 	dyn        *[256]float32
 	dtype      string // dtype of the weight before quantization, for quant_state
 	int8       bool   // SetInt8Prefill
+	int8Dec    bool   // SetInt8Decode
 }
 
 var (
@@ -267,72 +268,40 @@ func (q *NF4) Row(dst []float32, r int) { q.decode(dst, r, 0, q.cols) }
 
 // MulT implements Matrix. Up to three activation rows, when the rows of W
 // start on block boundaries (cols a multiple of 64, as in every real model),
-// go through the split-order kernels where the CPU has them.
+// go through the quad-order kernels where the CPU has them.
 func (q *NF4) MulT(p *par.Pool, y, x []float32, n int) {
 	if q.useQ8(n) {
 		checkMul("MulT", q, y, x, q.rows, q.cols, n)
 		q.mulQ8(p, y, x, n)
 		return
 	}
-	if n > 3 || q.cols%nf4Block != 0 || kern.nf4DotSplit == nil {
+	if n > 3 || q.cols%nf4Block != 0 || kern.nf4Rows == nil {
 		mulT(q, p, y, x, n)
 		return
 	}
 	checkMul("MulT", q, y, x, q.rows, q.cols, n)
+	if q.useQ8Decode() {
+		q.mulQ8Decode(p, y, x, n)
+		return
+	}
 	buf := getScratch(n * q.cols)
 	defer scratchPool.Put(buf)
-	splitX(*buf, x[:n*q.cols])
-	start(p, jobFew, q, y, *buf, n, q.rows, rowGrain(q.cols, n))
+	quadX(*buf, x[:n*q.cols])
+	getJob(jobQuad, q, y, *buf, n).runShared(p, q.rows, shareRows(q.cols, n))
 }
 
-// dotFew implements fewDotter for x in split order.
-func (q *NF4) dotFew(y []float32, r int, xs []float32, n int, out *[2]float32) {
-	R, C := q.rows, q.cols
+// rowsQuad sets y[i·Rows+r] = W[r,:]·x[i·Cols:] for i < n and r in
+// [lo, hi), with x in quad order (quadX) and cols a multiple of 64.
+func (q *NF4) rowsQuad(y, xq []float32, n, lo, hi int) {
+	R, C, nb := q.rows, q.cols, q.cols/nf4Block
+	p, qa, b0 := q.packed[lo*nb*32:hi*nb*32], q.qabs[lo*nb:hi*nb], lo*nb
 	i := 0
-	if kern.nf4DotSplit2 != nil {
-		for ; i+2 <= n; i += 2 {
-			q.dotSplit2(r, xs[i*C:(i+2)*C], out)
-			y[i*R+r], y[(i+1)*R+r] = out[0], out[1]
-		}
+	for ; i+2 <= n && kern.nf4Rows2 != nil; i += 2 {
+		kern.nf4Rows2(y[i*R+lo:i*R+hi], y[(i+1)*R+lo:(i+1)*R+hi], p, qa, q.absmax2, b0, nb,
+			xq[i*C:(i+1)*C], xq[(i+1)*C:(i+2)*C], q.code, q.dyn, q.offset)
 	}
 	for ; i < n; i++ {
-		y[i*R+r] = q.dotSplit(r, xs[i*C:(i+1)*C])
-	}
-}
-
-// dotSplit is dot for a row that starts on a block boundary, with x in
-// split order.
-func (q *NF4) dotSplit(r int, xs []float32) float32 {
-	var sum float32
-	q.eachRun(r, func(b, bn, g, lo int) {
-		sum += kern.nf4DotSplit(q.packed[b*nf4Block/2:bn*nf4Block/2], q.qabs[b:bn], xs[lo:lo+(bn-b)*nf4Block], q.code, q.dyn, q.absmax2[g], q.offset)
-	})
-	return sum
-}
-
-// dotSplit2 is dotSplit for the two rows of xs (2·cols values) at once.
-func (q *NF4) dotSplit2(r int, xs []float32, out *[2]float32) {
-	var s0, s1 float32
-	C := q.cols
-	q.eachRun(r, func(b, bn, g, lo int) {
-		_ = xs[C+lo+(bn-b)*nf4Block-1]
-		kern.nf4DotSplit2(q.packed[b*nf4Block/2:bn*nf4Block/2], q.qabs[b:bn], xs[lo:], C, q.code, q.dyn, q.absmax2[g], q.offset, out)
-		s0 += out[0]
-		s1 += out[1]
-	})
-	out[0], out[1] = s0, s1
-}
-
-// eachRun calls fn for the runs of whole blocks [b, bn) of row r that share
-// a second-level scale g; lo is the run's first column. The row must start
-// on a block boundary.
-func (q *NF4) eachRun(r int, fn func(b, bn, g, lo int)) {
-	b, bEnd := r*q.cols/nf4Block, (r+1)*q.cols/nf4Block
-	for b < bEnd {
-		g := b / nestedBlock
-		bn := min(bEnd, (g+1)*nestedBlock)
-		fn(b, bn, g, b*nf4Block-r*q.cols)
-		b = bn
+		kern.nf4Rows(y[i*R+lo:i*R+hi], p, qa, q.absmax2, b0, nb, xq[i*C:(i+1)*C], q.code, q.dyn, q.offset)
 	}
 }
 

@@ -248,128 +248,335 @@ dec2done:
 	VZEROUPPER
 	RET
 
-// func nf4DotSplitAVX512(p []byte, q []uint8, xs []float32, code *[16]float32, dyn *[256]float32, a2, off float32) float32
+// The row kernels below keep, for the second-level group of the current
+// block, the 256 possible block scales dyn[i]·a2[g] + off in a table (the
+// t argument), rebuilt whenever a block starts a group. A block's scale is
+// then one table entry, broadcast straight from memory by the multiply
+// that uses it: per-block scalar arithmetic, register broadcasts and
+// gathers all cost more than the lookups themselves.
 //
-// Each byte widens to a dword whose low 4 bits are the odd element's code
-// and whose bits 4-7, shifted down, are the even element's; VPERMPS reads
-// only the low 4 bits of an index, so no masking or byte shuffles are
-// needed. xs holds x with each 32-element chunk split into evens then odds.
-TEXT ·nf4DotSplitAVX512(SB), NOSPLIT, $0-100
-	NF4_SETUP512
-	MOVQ   xs_base+48(FP), DI
+// Register use: SI packed codes, DX block-scale codes, BX global block
+// index, CX blocks left in the row, DI x (reloaded from the arguments for
+// each row), R10 y, R11 rows left, R8 table, R9 a2, Z31 code, Z29 offset
+// (broadcast); AX and R13 are temporaries.
+
+// NF4_TABLE(dynarg) fills the table at R8 for the group of block BX, with
+// the rounding of the Go code (product, then sum).
+#define NF4_TABLE(dynarg) \
+	MOVQ         BX, AX            \
+	SHRQ         $8, AX            \
+	VBROADCASTSS (R9)(AX*4), Z6    \
+	MOVQ         dynarg, R13       \
+	VMULPS       0(R13), Z6, Z7    \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 0(R8)         \
+	VMULPS       64(R13), Z6, Z7   \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 64(R8)        \
+	VMULPS       128(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 128(R8)       \
+	VMULPS       192(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 192(R8)       \
+	VMULPS       256(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 256(R8)       \
+	VMULPS       320(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 320(R8)       \
+	VMULPS       384(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 384(R8)       \
+	VMULPS       448(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 448(R8)       \
+	VMULPS       512(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 512(R8)       \
+	VMULPS       576(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 576(R8)       \
+	VMULPS       640(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 640(R8)       \
+	VMULPS       704(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 704(R8)       \
+	VMULPS       768(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 768(R8)       \
+	VMULPS       832(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 832(R8)       \
+	VMULPS       896(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 896(R8)       \
+	VMULPS       960(R13), Z6, Z7  \
+	VADDPS       Z29, Z7, Z7       \
+	VMOVUPS      Z7, 960(R8)
+
+// NF4_QUAD_LOOK leaves the table code·scale of the block at DX in Z5,
+// widens the block's 32 bytes at SI to 16 words, one per dword lane,
+// and looks up the four nibbles of each: Z10-Z13 hold the values of
+// elements 4i+1, 4i, 4i+3 and 4i+2 of lane i (quad order). VPERMPS reads
+// only the low 4 bits of an index, so no masking is needed.
+#define NF4_QUAD_LOOK \
+	MOVBLZX     (DX), AX       \
+	VMULPS.BCST (R8)(AX*4), Z31, Z5 \
+	VPMOVZXWD   (SI), Z10      \
+	VPSRLD      $4, Z10, Z11   \
+	VPSRLD      $8, Z10, Z12   \
+	VPSRLD      $12, Z10, Z13  \
+	VPERMPS     Z5, Z10, Z10   \
+	VPERMPS     Z5, Z11, Z11   \
+	VPERMPS     Z5, Z12, Z12   \
+	VPERMPS     Z5, Z13, Z13
+
+// NF4_HSUM4(za, zb, zc, zd, ya, xa) leaves Σ of the 64 lanes of za..zd
+// in xa (ya and xa name za's lower halves); Z4 is a temporary.
+#define NF4_HSUM4(za, zb, zc, zd, ya, xa) \
+	VADDPS        zb, za, za   \
+	VADDPS        zd, zc, zc   \
+	VADDPS        zc, za, za   \
+	VEXTRACTF64X4 $1, za, Y4   \
+	VADDPS        Y4, ya, ya   \
+	VEXTRACTF128  $1, ya, X4   \
+	VADDPS        X4, xa, xa   \
+	VHADDPS       xa, xa, xa   \
+	VHADDPS       xa, xa, xa
+
+// func nf4RowsAVX512(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xq []float32, code *[16]float32, dyn *[256]float32, off float32, t *[256]float32)
+TEXT ·nf4RowsAVX512(SB), NOSPLIT, $0-168
+	MOVQ         y_base+0(FP), R10
+	MOVQ         y_len+8(FP), R11
+	MOVQ         p_base+24(FP), SI
+	MOVQ         q_base+48(FP), DX
+	MOVQ         a2_base+72(FP), R9
+	MOVQ         b0+96(FP), BX
+	VBROADCASTSS off+152(FP), Z29
+	MOVQ         t+160(FP), R8
+	MOVQ         code+136(FP), AX
+	VMOVUPS      (AX), Z31
+	TESTQ        R11, R11
+	JE           rdone
+	NF4_TABLE(dyn+144(FP))
+
+rrow:
+	MOVQ   nb+104(FP), CX
+	MOVQ   xq_base+112(FP), DI
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
-	TESTQ  CX, CX
-	JE     spdone
 
-sploop:
-	NF4_SCALE512
-	VPMOVZXBD   (SI), Z10
-	VPMOVZXBD   16(SI), Z11
-	VPSRLD      $4, Z10, Z12
-	VPSRLD      $4, Z11, Z13
-	VPERMPS     Z5, Z10, Z10
-	VPERMPS     Z5, Z11, Z11
-	VPERMPS     Z5, Z12, Z12
-	VPERMPS     Z5, Z13, Z13
-	VFMADD231PS (DI), Z12, Z0
-	VFMADD231PS 64(DI), Z10, Z1
-	VFMADD231PS 128(DI), Z13, Z2
-	VFMADD231PS 192(DI), Z11, Z3
+rblock:
+	TESTQ $0xff, BX
+	JNE   rlook
+	NF4_TABLE(dyn+144(FP))
+
+rlook:
+	NF4_QUAD_LOOK
+	VFMADD231PS (DI), Z10, Z0
+	VFMADD231PS 64(DI), Z11, Z1
+	VFMADD231PS 128(DI), Z12, Z2
+	VFMADD231PS 192(DI), Z13, Z3
 	ADDQ        $32, SI
 	INCQ        DX
+	INCQ        BX
 	ADDQ        $256, DI
 	DECQ        CX
-	JNE         sploop
+	JNE         rblock
+	NF4_HSUM4(Z0, Z1, Z2, Z3, Y0, X0)
+	VMOVSS      X0, (R10)
+	ADDQ        $4, R10
+	DECQ        R11
+	JNE         rrow
 
-spdone:
-	VADDPS        Z1, Z0, Z0
-	VADDPS        Z3, Z2, Z2
-	VADDPS        Z2, Z0, Z0
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
+rdone:
 	VZEROUPPER
-	MOVSS         X0, ret+96(FP)
 	RET
 
-// func nf4DotSplit2AVX512(p []byte, q []uint8, xs []float32, ldx int, code *[16]float32, dyn *[256]float32, a2, off float32, out *[2]float32)
+// func nf4Rows2AVX512(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []float32, code *[16]float32, dyn *[256]float32, off float32, t *[256]float32)
 //
-// nf4DotSplitAVX512 for two activation rows (xs and xs[ldx:]): each block
-// is decoded once and multiplied into both.
-TEXT ·nf4DotSplit2AVX512(SB), NOSPLIT, $0-112
-	MOVQ         p_base+0(FP), SI
-	MOVQ         q_base+24(FP), DX
-	MOVQ         q_len+32(FP), CX
-	MOVQ         xs_base+48(FP), DI
-	MOVQ         ldx+72(FP), BX
-	SHLQ         $2, BX
-	MOVQ         code+80(FP), AX
+// nf4RowsAVX512 for two activation rows: each block is decoded once and
+// multiplied into both. R12 is x1-x0; Z0-Z3 and Z15-Z18 the accumulators.
+TEXT ·nf4Rows2AVX512(SB), NOSPLIT, $0-216
+	MOVQ         y0_base+0(FP), R10
+	MOVQ         y0_len+8(FP), R11
+	MOVQ         p_base+48(FP), SI
+	MOVQ         q_base+72(FP), DX
+	MOVQ         a2_base+96(FP), R9
+	MOVQ         b0+120(FP), BX
+	VBROADCASTSS off+200(FP), Z29
+	MOVQ         t+208(FP), R8
+	MOVQ         x1_base+160(FP), R12
+	SUBQ         x0_base+136(FP), R12
+	MOVQ         code+184(FP), AX
 	VMOVUPS      (AX), Z31
-	MOVQ         dyn+88(FP), R8
-	VMOVSS       a2+96(FP), X30
-	VMOVSS       off+100(FP), X29
-	VXORPS       Z0, Z0, Z0
-	VXORPS       Z1, Z1, Z1
-	VXORPS       Z2, Z2, Z2
-	VXORPS       Z3, Z3, Z3
-	VXORPS       Z6, Z6, Z6
-	VXORPS       Z7, Z7, Z7
-	VXORPS       Z8, Z8, Z8
-	VXORPS       Z9, Z9, Z9
-	TESTQ        CX, CX
-	JE           s2done
+	TESTQ        R11, R11
+	JE           r2done
+	NF4_TABLE(dyn+192(FP))
 
-s2loop:
-	NF4_SCALE512
-	VPMOVZXBD   (SI), Z10
-	VPMOVZXBD   16(SI), Z11
-	VPSRLD      $4, Z10, Z12
-	VPSRLD      $4, Z11, Z13
-	VPERMPS     Z5, Z10, Z10
-	VPERMPS     Z5, Z11, Z11
-	VPERMPS     Z5, Z12, Z12
-	VPERMPS     Z5, Z13, Z13
-	VFMADD231PS (DI), Z12, Z0
-	VFMADD231PS 64(DI), Z10, Z1
-	VFMADD231PS 128(DI), Z13, Z2
-	VFMADD231PS 192(DI), Z11, Z3
-	VFMADD231PS (DI)(BX*1), Z12, Z6
-	VFMADD231PS 64(DI)(BX*1), Z10, Z7
-	VFMADD231PS 128(DI)(BX*1), Z13, Z8
-	VFMADD231PS 192(DI)(BX*1), Z11, Z9
+r2row:
+	MOVQ   nb+128(FP), CX
+	MOVQ   x0_base+136(FP), DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+
+r2block:
+	TESTQ $0xff, BX
+	JNE   r2look
+	NF4_TABLE(dyn+192(FP))
+
+r2look:
+	NF4_QUAD_LOOK
+	VFMADD231PS (DI), Z10, Z0
+	VFMADD231PS 64(DI), Z11, Z1
+	VFMADD231PS 128(DI), Z12, Z2
+	VFMADD231PS 192(DI), Z13, Z3
+	VFMADD231PS (DI)(R12*1), Z10, Z15
+	VFMADD231PS 64(DI)(R12*1), Z11, Z16
+	VFMADD231PS 128(DI)(R12*1), Z12, Z17
+	VFMADD231PS 192(DI)(R12*1), Z13, Z18
 	ADDQ        $32, SI
 	INCQ        DX
+	INCQ        BX
 	ADDQ        $256, DI
 	DECQ        CX
-	JNE         s2loop
+	JNE         r2block
+	NF4_HSUM4(Z0, Z1, Z2, Z3, Y0, X0)
+	NF4_HSUM4(Z15, Z16, Z17, Z18, Y15, X15)
+	MOVQ        y1_base+24(FP), AX
+	SUBQ        y0_base+0(FP), AX
+	VMOVSS      X0, (R10)
+	VMOVSS      X15, (R10)(AX*1)
+	ADDQ        $4, R10
+	DECQ        R11
+	JNE         r2row
 
-s2done:
-	MOVQ          out+104(FP), AX
+r2done:
+	VZEROUPPER
+	RET
+
+// NF4_Q8_PAIR multiplies the 128 weights in Z10 (two blocks of packed
+// codes) by the activation pair at DI and leaves the pair's float sums, per
+// 32-bit lane, in Z13: lanes 0-7 belong to the first block, 8-15 to the
+// second. The codes become offset int8 weights round(127·code)+128 through
+// one byte shuffle per 64; the lane corrections at 128(DI) start the
+// integer sums so the offset cancels, and 192(DI) holds the activation
+// scales/127.
+#define NF4_Q8_PAIR \
+	VPANDD    Z28, Z10, Z11      \
+	VPSRLW    $4, Z10, Z12       \
+	VPANDD    Z28, Z12, Z12      \
+	VPSHUFB   Z11, Z30, Z11      \
+	VPSHUFB   Z12, Z30, Z12      \
+	VMOVDQU32 128(DI), Z13       \
+	VPDPBUSD  (DI), Z12, Z13     \
+	VPDPBUSD  64(DI), Z11, Z13   \
+	VCVTDQ2PS Z13, Z13           \
+	VMULPS    192(DI), Z13, Z13
+
+// func nf4RowsQ8AVX512(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, u8 *[16]byte, dyn *[256]float32, off float32, t *[256]float32)
+//
+// Register use as in nf4RowsAVX512, with CX counting pairs; K4/K5 select
+// the lanes of the first and second block of a pair, K6 the bytes of a
+// lone last block (odd nb). The second block of a pair may start a group,
+// so its table check comes after the first block's multiply.
+TEXT ·nf4RowsQ8AVX512(SB), NOSPLIT, $0-168
+	MOVQ            y_base+0(FP), R10
+	MOVQ            y_len+8(FP), R11
+	MOVQ            p_base+24(FP), SI
+	MOVQ            q_base+48(FP), DX
+	MOVQ            a2_base+72(FP), R9
+	MOVQ            b0+96(FP), BX
+	VBROADCASTSS    off+152(FP), Z29
+	MOVQ            t+160(FP), R8
+	MOVQ            u8+136(FP), AX
+	VBROADCASTI32X4 (AX), Z30
+	MOVL            $0x0f0f0f0f, AX
+	VPBROADCASTD    AX, Z28
+	MOVL            $0x00ff, AX
+	KMOVW           AX, K4
+	MOVL            $0xff00, AX
+	KMOVW           AX, K5
+	MOVL            $0xffffffff, AX
+	KMOVQ           AX, K6
+	TESTQ           R11, R11
+	JE              q8done
+	NF4_TABLE(dyn+144(FP))
+
+q8row:
+	MOVQ   nb+104(FP), CX
+	SHRQ   $1, CX
+	MOVQ   xa_base+112(FP), DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	TESTQ  CX, CX
+	JE     q8tail
+
+q8pair:
+	TESTQ            $0xff, BX
+	JNE              q8a
+	NF4_TABLE(dyn+144(FP))
+
+q8a:
+	VMOVDQU32        (SI), Z10
+	NF4_Q8_PAIR
+	MOVBLZX          (DX), AX
+	VFMADD231PS.BCST (R8)(AX*4), Z13, K4, Z0
+	INCQ             BX
+	TESTQ            $0xff, BX
+	JNE              q8b
+	NF4_TABLE(dyn+144(FP))
+
+q8b:
+	MOVBLZX          1(DX), AX
+	VFMADD231PS.BCST (R8)(AX*4), Z13, K5, Z1
+	INCQ             BX
+	ADDQ             $2, DX
+	ADDQ             $64, SI
+	ADDQ             $256, DI
+	DECQ             CX
+	JNE              q8pair
+
+q8tail:
+	MOVQ             nb+104(FP), AX
+	TESTQ            $1, AX
+	JE               q8sum
+	TESTQ            $0xff, BX
+	JNE              q8c
+	NF4_TABLE(dyn+144(FP))
+
+q8c:
+	VMOVDQU8.Z       (SI), K6, Z10
+	NF4_Q8_PAIR
+	MOVBLZX          (DX), AX
+	VFMADD231PS.BCST (R8)(AX*4), Z13, K4, Z0
+	INCQ             BX
+	INCQ             DX
+	ADDQ             $32, SI
+
+q8sum:
 	VADDPS        Z1, Z0, Z0
-	VADDPS        Z3, Z2, Z2
-	VADDPS        Z2, Z0, Z0
-	VADDPS        Z7, Z6, Z6
-	VADDPS        Z9, Z8, Z8
-	VADDPS        Z8, Z6, Z6
 	VEXTRACTF64X4 $1, Z0, Y1
 	VADDPS        Y1, Y0, Y0
 	VEXTRACTF128  $1, Y0, X1
 	VADDPS        X1, X0, X0
 	VHADDPS       X0, X0, X0
 	VHADDPS       X0, X0, X0
-	VMOVSS        X0, (AX)
-	VEXTRACTF64X4 $1, Z6, Y1
-	VADDPS        Y1, Y6, Y6
-	VEXTRACTF128  $1, Y6, X1
-	VADDPS        X1, X6, X6
-	VHADDPS       X6, X6, X6
-	VHADDPS       X6, X6, X6
-	VMOVSS        X6, 4(AX)
+	VMOVSS        X0, (R10)
+	ADDQ          $4, R10
+	DECQ          R11
+	JNE           q8row
+
+q8done:
 	VZEROUPPER
 	RET

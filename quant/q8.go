@@ -71,14 +71,11 @@ func quantizeActs(xq []byte, sx []float32, corr []int32, x []float32) {
 // nf4Q8 maps two packed bytes (four codes) to their four offset int8
 // weights round(127·code)+128, as one little-endian uint32 in element order.
 var nf4Q8 = sync.OnceValue(func() *[1 << 16]uint32 {
-	var u [16]uint32
-	for c, v := range nf4Code {
-		u[c] = uint32(int32(math.RoundToEven(float64(v)*127)) + 128)
-	}
 	t := new([1 << 16]uint32)
+	u := &nf4U8
 	for i := range t {
 		b0, b1 := i&0xff, i>>8
-		t[i] = u[b0>>4] | u[b0&15]<<8 | u[b1>>4]<<16 | u[b1&15]<<24
+		t[i] = uint32(u[b0>>4]) | uint32(u[b0&15])<<8 | uint32(u[b1>>4])<<16 | uint32(u[b1&15])<<24
 	}
 	return t
 })
@@ -193,13 +190,12 @@ func (q *NF4) mulQ8(p *par.Pool, y, x []float32, n int) {
 	np := (n + 3) &^ 3
 	acts := getQ8(np, G)
 	defer q8Pool.Put(acts)
-	j := jobPool.Get().(*job)
-	j.kind, j.s, j.out, j.in, j.n, j.q8 = jobQ8Acts, q, y, x, n, acts
+	j := getJob(jobQ8Acts, q, y, x, n)
+	j.q8 = acts
 	p.For(np, max(1, minRowWork/q.cols), j.run)
 	j.kind = jobQ8
 	p.For(q.rows, rowGrain(q.cols, n), j.run)
-	*j = job{run: j.run}
-	jobPool.Put(j)
+	j.release()
 }
 
 // q8Acts quantizes activation rows [lo, hi) into acts; rows from n on are

@@ -41,9 +41,10 @@ func TestQ8TileConformance(t *testing.T) {
 	}
 }
 
-// TestInt8Bound checks the int8 prefill path of every kernel variant (the Go
-// kernel standing in where the CPU has no VNNI) against the exact product
-// with the dequantized weights, within the documented error bound.
+// TestInt8Bound checks the int8 prefill and decoding paths of every kernel
+// variant (for prefill, the Go kernel standing in where the CPU has no
+// VNNI) against the exact product with the dequantized weights, within the
+// documented error bound.
 func TestInt8Bound(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))
 	for _, ks := range kernelVariants() {
@@ -51,12 +52,18 @@ func TestInt8Bound(t *testing.T) {
 			ks.q8Tile4x4 = q8Tile4x4Generic
 		}
 		useKernels(t, ks)
-		for _, sh := range [][3]int{{17, 64, 16}, {33, 192, 17}, {20, 1088, 33}, {5, 2048, 19}} {
+		// n ≤ 3 is the decoding path (SetInt8Decode), taken only where the
+		// CPU has VNNI; elsewhere it stays exact, which the bound admits.
+		// 257·3 blocks cross second-level groups; odd block counts end rows
+		// with a lone block.
+		for _, sh := range [][3]int{{17, 64, 16}, {33, 192, 17}, {20, 1088, 33}, {5, 2048, 19},
+			{17, 64, 1}, {33, 192, 2}, {3, 16448, 3}, {70, 576, 1}, {9, 2048, 2}, {40, 128, 3}} {
 			R, C, n := sh[0], sh[1], sh[2]
 			name := fmt.Sprintf("%s %dx%d n=%d", ks.name, R, C, n)
 			q := QuantizeNF4(R, C, randWeights(r, R*C))
 			q.SetInt8Prefill(true)
-			if !q.useQ8(n) {
+			q.SetInt8Decode(true)
+			if (n >= q8MinRows && !q.useQ8(n)) || (n <= 3 && ks.nf4RowsQ8 != nil && !q.useQ8Decode()) {
 				t.Fatalf("%s: int8 path not taken", name)
 			}
 			w := make([]float32, R*C)
@@ -88,6 +95,60 @@ func TestInt8Bound(t *testing.T) {
 					if d := math.Abs(float64(y[i*R+o]) - exact); d > bound {
 						t.Fatalf("%s y[%d,%d] = %v, exact %v: error %g over bound %g", name, i, o, y[i*R+o], exact, d, bound)
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestInt8DecodeRounding checks the int8 decoding path against a float64
+// product of the rounded operands it stands for: activations rounded to
+// int8 per 64-block (amax/127 steps) and weights round(127·code)/127 times
+// the block scale. Only summation order may differ.
+func TestInt8DecodeRounding(t *testing.T) {
+	if kern.nf4RowsQ8 == nil {
+		t.Skip("no int8 decoding kernel on this CPU or build")
+	}
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, sh := range [][3]int{{17, 64, 1}, {33, 192, 2}, {3, 16448, 3}, {70, 576, 1}, {40, 128, 3}} {
+		R, C, n := sh[0], sh[1], sh[2]
+		q := QuantizeNF4(R, C, randWeights(r, R*C))
+		q.SetInt8Decode(true)
+		x := randVec(r, n*C)
+		for i := 0; i < n*C; i += 7 {
+			x[i] *= 10
+		}
+		for i := 0; i < 64 && i < C; i++ {
+			x[i] = 0 // an all-zero activation block
+		}
+		y := withGuard(n*R, 5)
+		q.MulT(par.New(2), y, x, n)
+		checkGuard(t, "int8 decode", y, n*R)
+		for i := range n {
+			xr := make([]float64, C)
+			for b := 0; b < C; b += 64 {
+				var amax float64
+				for _, v := range x[i*C+b : i*C+b+64] {
+					amax = math.Max(amax, math.Abs(float64(v)))
+				}
+				for k := b; k < b+64 && amax > 0; k++ {
+					xr[k] = math.RoundToEven(float64(x[i*C+k])*127/amax) * amax / 127
+				}
+			}
+			for o := range R {
+				var s, a float64
+				for k := range C {
+					e := o*C + k
+					c := q.packed[e/2]
+					if e%2 == 0 {
+						c >>= 4
+					}
+					w := math.RoundToEven(127*float64(nf4Code[c&15])) / 127 * float64(q.scale(e/64))
+					s += xr[k] * w
+					a += math.Abs(xr[k] * w)
+				}
+				if !close32(float64(y[i*R+o]), s, a+1) {
+					t.Fatalf("%dx%d n=%d y[%d,%d] = %v, rounded operands give %v", R, C, n, i, o, y[i*R+o], s)
 				}
 			}
 		}

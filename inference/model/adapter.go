@@ -1,6 +1,13 @@
 package model
 
-import "github.com/loraplex/loraplex/inference/ops"
+import (
+	"fmt"
+	"math"
+
+	"github.com/loraplex/loraplex/inference/ops"
+	"github.com/loraplex/loraplex/quant"
+	"github.com/loraplex/loraplex/quant/par"
+)
 
 // Module names one of the seven linear projections of a decoder layer.
 type Module int
@@ -38,12 +45,20 @@ func ModuleByName(name string) (Module, bool) {
 }
 
 // LoRA is the low-rank update of one linear module, kept unmerged:
-// y = W x + Scale · B (A x).
+// y = W x + Scale · B (A x). With DoRA the sum is rescaled row by row:
+// y = MagScale ⊙ (W x + Scale · B (A x)), plus any bias after the rescale.
 type LoRA struct {
 	R     int
 	Scale float32
 	A     []float32 // R × in, row-major (PEFT lora_A.weight)
 	B     []float32 // out × R, row-major (PEFT lora_B.weight)
+
+	// Magnitude is DoRA's learned row magnitude m (out values, PEFT
+	// lora_magnitude_vector); nil for plain LoRA.
+	Magnitude []float32
+	// MagScale is m / ‖W + Scale·B·A‖₂ per output row (out values), which
+	// depends on the base weights, so Model.PrepareAdapter computes it.
+	MagScale []float32
 
 	bt []float32 // B transposed (R × out), set by Prepare
 }
@@ -74,6 +89,29 @@ type Adapter struct {
 	// prompt tuning places before every other token, BOS included.
 	Prompt     []float32
 	NumVirtual int
+
+	// Embed and Head replace the base model's token embedding and output
+	// head (vocab × hidden each) for this adapter's sequences: PEFT's
+	// modules_to_save copies of embed_tokens and lm_head. nil keeps the
+	// base's.
+	Embed, Head quant.Matrix
+
+	// prepared is the model whose weights the DoRA MagScale vectors were
+	// computed against; serving on any other would be silently wrong.
+	prepared *Model
+}
+
+// IsDoRA reports whether any module carries a DoRA magnitude, which makes
+// the adapter depend on Model.PrepareAdapter.
+func (a *Adapter) IsDoRA() bool {
+	for _, layer := range a.LoRA {
+		for _, l := range layer {
+			if l != nil && l.Magnitude != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Prepare calls LoRA.Prepare on every module.
@@ -87,6 +125,50 @@ func (a *Adapter) Prepare() {
 	}
 }
 
+// PrepareAdapter readies a for serving on m: it checks every shape against
+// the model and computes each DoRA module's MagScale from m's own weights —
+// dequantized where they are NF4, the weights the forward really uses, as
+// PEFT takes the DoRA norm of the base it runs on. A DoRA adapter therefore
+// belongs to one model: Step refuses it on any model it was not prepared
+// for. Call it once, after loading and before the adapter is shared; for
+// adapters without DoRA it only checks. p spreads the norms (about
+// rank × the adapted weights' size in work) over workers; nil runs them
+// serially. Errors wrap ErrBadInput.
+func (m *Model) PrepareAdapter(p *par.Pool, a *Adapter) error {
+	if a == nil {
+		return nil
+	}
+	a.prepared = nil
+	if _, err := m.adapterShapes(a); err != nil {
+		return err
+	}
+	if p == nil {
+		p = par.Serial
+	}
+	for li, layer := range a.LoRA {
+		for mod, l := range layer {
+			if l == nil || l.Magnitude == nil {
+				continue
+			}
+			w := m.Layers[li].W[mod]
+			out, in := w.Rows(), w.Cols()
+			scale := make([]float32, out)
+			p.For(out, max(1, 1<<16/(in*(l.R+1))), func(lo, hi int) {
+				ops.DoRAScale(scale, l.Magnitude, l.A, l.B, make([]float32, in), w.Row, lo, hi, in, l.R, l.Scale)
+			})
+			for o, v := range scale {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return fmt.Errorf("%w: DoRA adapter %q layer %d %s row %d: the adapted weight row has norm 0, so magnitude %v cannot rescale it",
+						ErrBadInput, a.ID, li, Module(mod), o, l.Magnitude[o])
+				}
+			}
+			l.MagScale = scale
+		}
+	}
+	a.prepared = m
+	return nil
+}
+
 // Bytes is the memory the adapter's weights take.
 func (a *Adapter) Bytes() int64 {
 	if a == nil {
@@ -96,9 +178,16 @@ func (a *Adapter) Bytes() int64 {
 	for _, layer := range a.LoRA {
 		for _, l := range layer {
 			if l != nil {
-				n += int64(len(l.A) + len(l.B) + len(l.bt))
+				n += int64(len(l.A) + len(l.B) + len(l.bt) + len(l.Magnitude) + len(l.MagScale))
 			}
 		}
 	}
-	return 4 * n
+	b := 4 * n
+	if a.Embed != nil {
+		b += a.Embed.Bytes()
+	}
+	if a.Head != nil && a.Head != a.Embed {
+		b += a.Head.Bytes()
+	}
+	return b
 }

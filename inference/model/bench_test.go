@@ -139,17 +139,22 @@ func BenchmarkPrefill(b *testing.B) {
 
 // BenchmarkDecode: one decode step of `batch` sequences per op, each with 64
 // tokens of context, 2 threads; "lora" gives every sequence its own rank-16
-// adapter on all seven projections ("-prepared": with Bᵀ precomputed).
+// adapter on all seven projections ("-prepared": with Bᵀ precomputed);
+// "dora" makes those adapters DoRA; "head" gives the first sequence's
+// adapter its own lm_head (modules_to_save), one more pass over a
+// vocab × hidden matrix per step.
 func BenchmarkDecode(b *testing.B) {
 	for _, tc := range []struct {
-		q              string
-		batch          int
-		lora, prepared bool
+		q                          string
+		batch                      int
+		lora, prepared, dora, head bool
 	}{
-		{"none", 1, false, false}, {"none", 8, false, false},
-		{"nf4", 1, false, false}, {"nf4", 8, false, false},
-		{"nf4", 1, true, false}, {"nf4", 8, true, false},
-		{"nf4", 1, true, true}, {"nf4", 8, true, true},
+		{"none", 1, false, false, false, false}, {"none", 8, false, false, false, false},
+		{"nf4", 1, false, false, false, false}, {"nf4", 8, false, false, false, false},
+		{"nf4", 1, true, false, false, false}, {"nf4", 8, true, false, false, false},
+		{"nf4", 1, true, true, false, false}, {"nf4", 8, true, true, false, false},
+		{"nf4", 1, true, true, true, false}, {"nf4", 8, true, true, true, false},
+		{"nf4", 8, true, true, false, true},
 	} {
 		q, batch := tc.q, tc.batch
 		name := fmt.Sprintf("%s/batch%d", q, batch)
@@ -158,6 +163,12 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		if tc.prepared {
 			name += "-prepared"
+		}
+		if tc.dora {
+			name += "/dora"
+		}
+		if tc.head {
+			name += "/head"
 		}
 		b.Run(name, func(b *testing.B) {
 			m := benchModel(b, q)
@@ -168,10 +179,30 @@ func BenchmarkDecode(b *testing.B) {
 			for i := range in {
 				in[i] = SeqInput{Tokens: randTokens(64, m.Cfg.Vocab), KV: &kvcache.Seq{}}
 				if tc.lora {
-					in[i].Adapter = benchAdapter(m, uint64(i))
+					a := benchAdapter(m, uint64(i))
 					if tc.prepared {
-						in[i].Adapter.Prepare()
+						a.Prepare()
 					}
+					if tc.dora {
+						for _, layer := range a.LoRA {
+							for _, l := range layer {
+								l.Magnitude = make([]float32, len(l.B)/l.R)
+								for j := range l.Magnitude {
+									l.Magnitude[j] = 1
+								}
+							}
+						}
+					}
+					if tc.head && i == 0 {
+						// Another Matrix over the same bits: the cost is the
+						// extra product, not the memory.
+						h := *m.Head.(*quant.BF16)
+						a.Head = &h
+					}
+					if err := m.PrepareAdapter(p, a); err != nil {
+						b.Fatal(err)
+					}
+					in[i].Adapter = a
 				}
 			}
 			m.Forward(p, ws, kv, in)

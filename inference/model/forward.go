@@ -6,6 +6,7 @@ import (
 
 	"github.com/loraplex/loraplex/inference/kvcache"
 	"github.com/loraplex/loraplex/inference/ops"
+	"github.com/loraplex/loraplex/quant"
 	"github.com/loraplex/loraplex/quant/par"
 	"github.com/loraplex/loraplex/quant/vec"
 )
@@ -207,9 +208,19 @@ func (m *Model) Step(p *par.Pool, ws *Workspace, kv *kvcache.Pool, batch []SeqIn
 	return out, nil
 }
 
-// checkAdapter verifies every LoRA shape against the model and returns the
-// largest rank.
+// checkAdapter verifies that a fits the model and, for DoRA, was prepared
+// for it, and returns the largest rank.
 func (m *Model) checkAdapter(a *Adapter) (int, error) {
+	r, err := m.adapterShapes(a)
+	if err != nil || a == nil || a.prepared == m || !a.IsDoRA() {
+		return r, err
+	}
+	return 0, fmt.Errorf("%w: DoRA adapter %q was not prepared for this model; call Model.PrepareAdapter after loading it", ErrBadInput, a.ID)
+}
+
+// adapterShapes verifies every shape of a against the model and returns the
+// largest rank.
+func (m *Model) adapterShapes(a *Adapter) (int, error) {
 	if a == nil {
 		return 0, nil
 	}
@@ -227,7 +238,20 @@ func (m *Model) checkAdapter(a *Adapter) (int, error) {
 				return 0, fmt.Errorf("%w: adapter %q layer %d %s: rank %d with A of %d and B of %d values, want %d×%d and %d×%d",
 					ErrBadInput, a.ID, li, Module(mod), l.R, len(l.A), len(l.B), l.R, in, out, l.R)
 			}
+			if (l.Magnitude != nil && len(l.Magnitude) != out) || (l.MagScale != nil && len(l.MagScale) != len(l.Magnitude)) {
+				return 0, fmt.Errorf("%w: adapter %q layer %d %s: DoRA magnitude of %d and scale of %d values, want %d",
+					ErrBadInput, a.ID, li, Module(mod), len(l.Magnitude), len(l.MagScale), out)
+			}
 			r = max(r, l.R)
+		}
+	}
+	for _, t := range []struct {
+		name string
+		w    quant.Matrix
+	}{{"embed_tokens", a.Embed}, {"lm_head", a.Head}} {
+		if t.w != nil && (t.w.Rows() != m.Cfg.Vocab || t.w.Cols() != m.Cfg.Hidden) {
+			return 0, fmt.Errorf("%w: adapter %q replaces %s with a [%d %d] matrix, the model needs [%d %d] (vocabulary × hidden)",
+				ErrBadInput, a.ID, t.name, t.w.Rows(), t.w.Cols(), m.Cfg.Vocab, m.Cfg.Hidden)
 		}
 	}
 	return r, nil
@@ -281,8 +305,12 @@ func (ws *Workspace) layout() {
 			}
 		}
 		copy(ws.x[row*h:], s.Embeds)
+		embed := ws.m.Embed
+		if s.Adapter != nil && s.Adapter.Embed != nil {
+			embed = s.Adapter.Embed
+		}
 		for j, t := range s.Tokens {
-			ws.m.Embed.Row(ws.x[(row+ne+j)*h:(row+ne+j+1)*h], int(t))
+			embed.Row(ws.x[(row+ne+j)*h:(row+ne+j+1)*h], int(t))
 		}
 		for j := 0; j < ne+len(s.Tokens); j++ {
 			r := row + j
@@ -417,17 +445,13 @@ func (ws *Workspace) attnWork(lo, hi int) {
 	}
 }
 
-// linear computes y = x·Wᵀ (+ bias) for all rows, then adds each adapter
-// group's low-rank update.
+// linear computes y = x·Wᵀ for all rows, adds each adapter group's
+// low-rank update (rescaled for DoRA), then the bias, which DoRA leaves out
+// of its rescale.
 func (ws *Workspace) linear(p *par.Pool, l *Layer, mod Module, y, x []float32) {
 	w := l.W[mod]
 	out, in := w.Rows(), w.Cols()
 	w.MulT(p, y, x, ws.n)
-	if b := l.Bias[mod]; b != nil {
-		for r := 0; r < ws.n; r++ {
-			vec.Add(y[r*out:(r+1)*out], b)
-		}
-	}
 	for _, g := range ws.groups {
 		if g.a == nil || g.a.LoRA == nil {
 			continue
@@ -443,6 +467,11 @@ func (ws *Workspace) linear(p *par.Pool, l *Layer, mod Module, y, x []float32) {
 		p.For(g.hi-g.lo, max(1, 1<<15/(lr.R*(in+out))), ws.loraFn)
 	}
 	ws.lr, ws.lrX, ws.lrY = nil, nil, nil
+	if b := l.Bias[mod]; b != nil {
+		for r := 0; r < ws.n; r++ {
+			vec.Add(y[r*out:(r+1)*out], b)
+		}
+	}
 }
 
 // loraTransposeRows is the group size from which transposing B (one extra
@@ -461,9 +490,16 @@ func (ws *Workspace) loraWork(lo, hi int) {
 	default:
 		ops.LoRA(y, t, x, lr.A, lr.B, hi-lo, in, out, lr.R, lr.Scale)
 	}
+	if lr.MagScale != nil {
+		for r := 0; r < hi-lo; r++ {
+			vec.Mul(y[r*out:(r+1)*out], lr.MagScale)
+		}
+	}
 }
 
-// head computes logits for the rows each sequence asked for.
+// head computes logits for the rows each sequence asked for. Rows under
+// the base head come first and share one product; each adapter with its own
+// head (modules_to_save) then gets one product over its contiguous rows.
 func (ws *Workspace) head(p *par.Pool) [][]float32 {
 	c := ws.m.Cfg
 	h, vocab := c.Hidden, c.Vocab
@@ -477,9 +513,33 @@ func (ws *Workspace) head(p *par.Pool) [][]float32 {
 		}
 	}
 	ws.growLogits(nOut)
-	nOut = 0
-	for i := range ws.batch {
+	nOut = ws.headRows(0, nil)
+	if nOut > 0 {
+		ws.m.Head.MulT(p, ws.logits, ws.hx, nOut)
+	}
+	for _, g := range ws.groups {
+		if g.a == nil || g.a.Head == nil {
+			continue
+		}
+		lo := nOut
+		nOut = ws.headRows(lo, g.a)
+		g.a.Head.MulT(p, ws.logits[lo*vocab:], ws.hx[lo*h:], nOut-lo)
+	}
+	return ws.out[:len(ws.batch)]
+}
+
+// headRows normalizes, from logit row nOut on, the final hidden rows of the
+// sequences that use adapter a's head, or the base head when a is nil,
+// points their outputs at the matching logit rows and returns the next
+// free row.
+func (ws *Workspace) headRows(nOut int, a *Adapter) int {
+	c := ws.m.Cfg
+	h, vocab := c.Hidden, c.Vocab
+	for _, i := range ws.order {
 		s := &ws.batch[i]
+		if own := s.Adapter != nil && s.Adapter.Head != nil; (a == nil && own) || (a != nil && s.Adapter != a) {
+			continue
+		}
 		rows := len(s.Embeds)/h + len(s.Tokens)
 		first := ws.start[i]
 		if !s.AllLogits && rows > 0 {
@@ -491,6 +551,5 @@ func (ws *Workspace) head(p *par.Pool) [][]float32 {
 		ws.out[i] = ws.logits[nOut*vocab : (nOut+rows)*vocab : (nOut+rows)*vocab]
 		nOut += rows
 	}
-	ws.m.Head.MulT(p, ws.logits, ws.hx, nOut)
-	return ws.out[:len(ws.batch)]
+	return nOut
 }

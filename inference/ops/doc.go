@@ -1,6 +1,7 @@
 // Package ops holds the per-operation math of a Llama-family decoder —
 // RMSNorm, rotary embeddings, SwiGLU, softmax, causal grouped-query attention,
-// low-rank (LoRA) updates and cross-entropy — each with its backward pass.
+// low-rank (LoRA) updates and cross-entropy — each with its backward pass,
+// plus DoRA's magnitude rescale, which serving computes once per adapter.
 //
 // Inference and training both call these functions, so the trainer
 // back-propagates through exactly the arithmetic the server runs. Every

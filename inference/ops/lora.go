@@ -1,5 +1,11 @@
 package ops
 
+import (
+	"math"
+
+	"github.com/loraplex/loraplex/quant/vec"
+)
+
 // LoRA adds the unmerged low-rank update scale·(x·Aᵀ)·Bᵀ to y for n rows.
 // x is n×in, y is n×out, a is r×in (PEFT lora_A), b is out×r (lora_B). t
 // (n×r) receives x·Aᵀ, which LoRABackward needs. It reads B once per row,
@@ -54,5 +60,22 @@ func Transpose(dst, src []float32, rows, cols int) {
 		for j, v := range src[i*cols : (i+1)*cols] {
 			dst[j*rows+i] = v
 		}
+	}
+}
+
+// DoRAScale computes DoRA's magnitude rescale (PEFT's mag_norm_scale) for
+// outputs [lo, hi): dst[o] = mag[o] / ‖W[o,:] + scale·B[o,:]·A‖₂, the
+// magnitude over the norm of the adapted weight's row. row(w, o) writes base
+// row o (in values, dequantized where the base is quantized) into w, which
+// is in-long scratch. A zero-norm row gives ±Inf or NaN, for the caller to
+// reject. The result is constant for a given base, so it is computed once.
+func DoRAScale(dst, mag, a, b, w []float32, row func(dst []float32, o int), lo, hi, in, r int, scale float32) {
+	w = w[:in]
+	for o := lo; o < hi; o++ {
+		row(w, o)
+		for j, bj := range b[o*r : (o+1)*r] {
+			axpy(scale*bj, a[j*in:(j+1)*in], w)
+		}
+		dst[o] = mag[o] / float32(math.Sqrt(float64(vec.SumSq(w))))
 	}
 }

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/loraplex/loraplex/inference/chat"
+	"github.com/loraplex/loraplex/inference/model"
+	"github.com/loraplex/loraplex/inference/tokenizer"
+	"github.com/loraplex/loraplex/registry"
+	"github.com/loraplex/loraplex/server"
+	"github.com/loraplex/loraplex/training/dataset"
+	"github.com/loraplex/loraplex/training/jobs"
+)
+
+// publisher registers a finished fine-tuning adapter in the adapter store,
+// so it is servable by name the moment its job succeeds.
+type publisher struct{ r *registry.Registry }
+
+func (p publisher) Publish(name string, write func(dir string) error) error {
+	return p.r.Put(context.Background(), name, false, write)
+}
+
+// enableTraining opens the job manager on the serving process's resident
+// base model and adds the files and fine-tuning routes to srv.
+func enableTraining(srv *server.Server, f *serveFlags, name string, m *model.Model, tok *tokenizer.Tokenizer, reg *registry.Registry, log *slog.Logger) (func(), error) {
+	base := &jobs.Base{Model: m, Tokenizer: tok}
+	if src := tok.ChatTemplate(); src != "" {
+		t, err := chat.Compile(src)
+		if err != nil {
+			return nil, fmt.Errorf("the model's chat template: %w", err)
+		}
+		sp := tok.SpecialTokens()
+		base.Template = dataset.ChatTemplate{T: t, BOS: sp["bos_token"], EOS: sp["eos_token"]}
+	}
+	mgr, err := jobs.Open(jobs.Config{Dir: filepath.Join(f.base.home, "training"), Workers: f.trainShare},
+		map[string]*jobs.Base{name: base}, publisher{reg})
+	if err != nil {
+		return nil, err
+	}
+	srv.EnableFineTuning(mgr)
+	return func() {
+		if err := mgr.Close(); err != nil {
+			log.Error("closing the training database", "err", err)
+		}
+	}, nil
+}
