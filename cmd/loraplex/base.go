@@ -98,12 +98,15 @@ func (b *baseFlags) load(ctx context.Context, allowDemo bool) (dir string, m *mo
 }
 
 // loadAdapter reads a PEFT adapter directory for m, or returns nil for "".
-func loadAdapter(dir string, m *model.Model) (*model.Adapter, error) {
+func loadAdapter(dir string, m *model.Model, pool *par.Pool) (*model.Adapter, error) {
 	if dir == "" {
 		return nil, nil
 	}
-	a, _, err := adapters.Load(dir, m.Cfg, filepath.Base(dir))
-	return a, err
+	res, err := adapters.Read(dir, m.Cfg, adapters.Options{ID: filepath.Base(dir), Model: m, Pool: pool})
+	if err != nil {
+		return nil, err
+	}
+	return res.Adapter, nil
 }
 
 // parseIDs parses "1,2,3" into token ids.

@@ -54,7 +54,7 @@ func runGenerate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	adapter, err := loadAdapter(*adapterDir, m)
+	adapter, err := loadAdapter(*adapterDir, m, pool)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func runLogits(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--ids: %w", err)
 	}
-	adapter, err := loadAdapter(*adapterDir, m)
+	adapter, err := loadAdapter(*adapterDir, m, pool)
 	if err != nil {
 		return err
 	}

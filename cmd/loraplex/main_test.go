@@ -91,9 +91,9 @@ func TestLogitsMatchPyTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ref struct {
-		Sequence []int32               `json:"sequence"`
+		Sequence []int32                `json:"sequence"`
 		Logits   map[string][][]float64 `json:"logits"`
-		Greedy   []int32               `json:"greedy_llama_fp32"`
+		Greedy   []int32                `json:"greedy_llama_fp32"`
 	}
 	if err := json.Unmarshal(raw, &ref); err != nil {
 		t.Fatal(err)

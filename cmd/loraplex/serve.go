@@ -94,100 +94,150 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	dir, m, tok, pool, err := f.base.load(ctx, true)
+	r, err := startServer(ctx, &f, log)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	if tok == nil {
-		return fmt.Errorf("%s has no tokenizer.json: the server needs one", dir)
-	}
-	name := f.name
-	if name == "" {
-		name = filepath.Base(filepath.Clean(dir))
-	}
-
-	store, err := registry.OpenStore(filepath.Join(f.base.home, "adapters"))
-	if err != nil {
-		return err
-	}
-	f.reg.MaxBytes = f.regMiB << 20
-	reg := registry.New(store, adapters.NewLoader(m.Cfg, name, func(id string, w []string) {
-		log.Warn("adapter loaded with warnings", "adapter", id, "warnings", strings.Join(w, "; "))
-	}), f.reg)
-	defer reg.Close()
-
-	f.sched.Pool = pool
-	f.sched.KVBytes = f.kvMiB << 20
-	s, err := sched.New(m, tok, f.sched)
-	if err != nil {
-		return err
-	}
-	tmpl := ""
-	if f.chatTemplate != "" {
-		b, err := os.ReadFile(f.chatTemplate)
-		if err != nil {
-			return fmt.Errorf("--chat-template: %w", err)
-		}
-		tmpl = string(b)
-	}
-	eng, err := backend.NewEngine(s, tok, backend.EngineOptions{ChatTemplate: tmpl, MaxAdapters: f.sched.MaxRunning})
-	if err != nil {
-		return err
-	}
-
-	cfg := f.srv
-	cfg.ModelName, cfg.ModelRoot = name, dir
-	cfg.APIKey, cfg.AdminKey = f.apiKey, f.adminKey
-	for _, r := range f.importRoots {
-		abs, err := filepath.Abs(r)
-		if err != nil {
-			return fmt.Errorf("--adapter-import-root %s: %w", r, err)
-		}
-		cfg.AdapterImportRoots = append(cfg.AdapterImportRoots, abs)
-	}
-	var tp trace.TracerProvider
-	if ep := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); ep != "" {
-		tc := telemetry.DefaultConfig()
-		tc.Endpoint = ep
-		sdk, err := telemetry.NewTracerProvider(ctx, tc)
-		if err != nil {
-			return err
-		}
-		defer sdk.Shutdown(context.Background())
-		tp = sdk
-	}
-	srv, err := server.New(cfg, server.Deps{Engine: eng, Adapters: backend.NewAdapters(reg, f.reg.MaxBytes), TracerProvider: tp, Logger: log})
-	if err != nil {
-		return err
-	}
-	closeTraining, err := enableTraining(srv, &f, name, m, tok, reg, log)
-	if err != nil {
-		return err
-	}
-	defer closeTraining()
-
-	addr := net.JoinHostPort(f.host, strconv.Itoa(f.port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	log.Info("serving", "addr", "http://"+ln.Addr().String(), "model", name, "dir", dir, "quant", f.base.quant, "auth", cfg.APIKey != "")
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	defer r.close()
+	log.Info("serving", "addr", r.url, "model", r.name, "dir", r.dir, "quant", f.base.quant, "auth", r.cfg.APIKey != "")
 	select {
-	case err := <-errc:
+	case err := <-r.errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "grace", cfg.ShutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace+5*time.Second)
+	log.Info("shutting down", "grace", r.cfg.ShutdownGrace)
+	return r.shutdown()
+}
+
+// running is a started server with everything behind it: what serve waits
+// on and bench drives.
+type running struct {
+	url, name, dir string
+	cfg            server.Config
+	srv            *server.Server
+	sched          *sched.Scheduler
+	ads            backend.RandomAdapters
+	errc           chan error // what Serve returned
+	closers        []func()   // run in reverse by close
+}
+
+// close releases what startServer opened, newest first.
+func (r *running) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+	r.closers = nil
+}
+
+// shutdown drains the server within its grace period, then stops the
+// scheduler; close still has to follow.
+func (r *running) shutdown() error {
+	sctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownGrace+5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := r.srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	return s.Close(sctx)
+	return r.sched.Close(sctx)
+}
+
+// startServer loads the base model, opens the adapter store, the scheduler
+// and training, and starts serving on f's host and port. On error nothing
+// stays open.
+func startServer(ctx context.Context, f *serveFlags, log *slog.Logger) (_ *running, err error) {
+	r := &running{}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	dir, m, tok, pool, err := f.base.load(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	r.closers = append(r.closers, func() { m.Close() })
+	if tok == nil {
+		return nil, fmt.Errorf("%s has no tokenizer.json: the server needs one", dir)
+	}
+	name := f.name
+	if name == "" {
+		name = filepath.Base(filepath.Clean(dir))
+	}
+	r.name, r.dir = name, dir
+
+	store, err := registry.OpenStore(filepath.Join(f.base.home, "adapters"))
+	if err != nil {
+		return nil, err
+	}
+	f.reg.MaxBytes = f.regMiB << 20
+	reg := registry.New(store, adapters.NewModelLoader(m, name, pool, func(id string, w []string) {
+		log.Warn("adapter loaded with warnings", "adapter", id, "warnings", strings.Join(w, "; "))
+	}), f.reg)
+	r.closers = append(r.closers, reg.Close)
+	r.ads = backend.RandomAdapters{Adapters: backend.NewAdapters(reg, f.reg.MaxBytes), Base: m.Cfg, BaseName: name}
+
+	f.sched.Pool = pool
+	f.sched.KVBytes = f.kvMiB << 20
+	s, err := sched.New(m, tok, f.sched)
+	if err != nil {
+		return nil, err
+	}
+	r.sched = s
+	tmpl := ""
+	if f.chatTemplate != "" {
+		b, err := os.ReadFile(f.chatTemplate)
+		if err != nil {
+			return nil, fmt.Errorf("--chat-template: %w", err)
+		}
+		tmpl = string(b)
+	}
+	eng, err := backend.NewEngine(s, tok, backend.EngineOptions{ChatTemplate: tmpl, MaxAdapters: f.sched.MaxRunning})
+	if err != nil {
+		return nil, err
+	}
+
+	cfg := f.srv
+	cfg.ModelName, cfg.ModelRoot = name, dir
+	cfg.APIKey, cfg.AdminKey = f.apiKey, f.adminKey
+	for _, root := range f.importRoots {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			return nil, fmt.Errorf("--adapter-import-root %s: %w", root, err)
+		}
+		cfg.AdapterImportRoots = append(cfg.AdapterImportRoots, abs)
+	}
+	r.cfg = cfg
+	var tp trace.TracerProvider
+	if ep := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); ep != "" {
+		tc := telemetry.DefaultConfig()
+		tc.Endpoint = ep
+		sdk, err := telemetry.NewTracerProvider(ctx, tc)
+		if err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, func() { sdk.Shutdown(context.Background()) })
+		tp = sdk
+	}
+	srv, err := server.New(cfg, server.Deps{Engine: eng, Adapters: r.ads, TracerProvider: tp, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	r.srv = srv
+	closeTraining, err := enableTraining(srv, f, name, m, tok, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	r.closers = append(r.closers, closeTraining)
+
+	addr := net.JoinHostPort(f.host, strconv.Itoa(f.port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	r.url = "http://" + ln.Addr().String()
+	r.errc = make(chan error, 1)
+	go func() { r.errc <- srv.Serve(ln) }()
+	return r, nil
 }

@@ -522,8 +522,9 @@ func (ws *Workspace) head(p *par.Pool) [][]float32 {
 			continue
 		}
 		lo := nOut
-		nOut = ws.headRows(lo, g.a)
-		g.a.Head.MulT(p, ws.logits[lo*vocab:], ws.hx[lo*h:], nOut-lo)
+		if nOut = ws.headRows(lo, g.a); nOut > lo {
+			g.a.Head.MulT(p, ws.logits[lo*vocab:], ws.hx[lo*h:], nOut-lo)
+		}
 	}
 	return ws.out[:len(ws.batch)]
 }
