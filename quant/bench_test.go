@@ -153,7 +153,7 @@ func BenchmarkKernelNF4Rows(b *testing.B) {
 	x := randVec(rand.New(rand.NewPCG(1, 1)), C)
 	xq, xa := make([]float32, C), make([]uint32, q8DecWords(C))
 	quadX(xq, x)
-	encodeActsQ8(xa, x)
+	kern.encodeActsQ8(xa, x)
 	y := make([]float32, R)
 	if kern.nf4Rows != nil {
 		b.Run("float32", func(b *testing.B) {

@@ -86,6 +86,9 @@ func TestKernelConformance(t *testing.T) {
 					}
 				}
 			}
+			if ks.encodeActsQ8 != nil {
+				checkEncodeQ8(t, ks, r)
+			}
 			for _, n := range []int{0, 1, 2, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129, 1000} {
 				x := randVec(r, n)
 				for _, f16 := range []bool{false, true} {
@@ -285,6 +288,14 @@ func TestNoAllocs(t *testing.T) {
 			}
 		}
 	}
+	q := QuantizeNF4(R, C, randVec(r, R*C))
+	q.SetInt8Decode(true)
+	x, y := randVec(r, 3*C), make([]float32, 3*R)
+	for _, n := range []int{1, 2, 3} {
+		if a := testing.AllocsPerRun(20, func() { q.MulT(par.Serial, y, x, n) }); a != 0 {
+			t.Errorf("nf4 int8 decoding MulT n=%d: %v allocations per call", n, a)
+		}
+	}
 }
 
 // checkRowsKernels runs nf4Rows and nf4Rows2 on rows [lo, hi) of a
@@ -333,6 +344,43 @@ func checkRowsKernels(t *testing.T, ks kernelSet, r *rand.Rand, nb int) {
 				if !close32(float64(c.got), s, a+1) {
 					t.Fatalf("nf4Rows (case %d) nb=%d rows [%d,%d) row %d: %v, want %v", k, nb, lo, hi, lo+i, c.got, s)
 				}
+			}
+		}
+	}
+}
+
+// checkEncodeQ8 compares encodeActsQ8 with the Go version word for word on
+// rows of 0 to 9 blocks, with all-zero, tiny and large blocks; the output
+// starts dirty to catch words left unwritten.
+func checkEncodeQ8(t *testing.T, ks kernelSet, r *rand.Rand) {
+	t.Helper()
+	for nb := 0; nb <= 9; nb++ {
+		x := randVec(r, nb*64)
+		for i := range x {
+			switch i / 64 % 4 {
+			case 1:
+				x[i] = 0
+			case 2:
+				x[i] *= 1e-30
+			case 3:
+				x[i] *= 1e30
+			}
+		}
+		W := q8DecWords(nb * 64)
+		got, want := make([]uint32, W+3), make([]uint32, W)
+		for i := range got {
+			got[i] = 0xdeadbeef
+		}
+		ks.encodeActsQ8(got[:W], x)
+		encodeActsQ8Generic(want, x)
+		for i, w := range want {
+			if got[i] != w {
+				t.Fatalf("encodeActsQ8 nb=%d word %d: %#x, generic %#x", nb, i, got[i], w)
+			}
+		}
+		for _, g := range got[W:] {
+			if g != 0xdeadbeef {
+				t.Fatalf("encodeActsQ8 nb=%d wrote past its end", nb)
 			}
 		}
 	}

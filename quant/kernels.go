@@ -20,7 +20,9 @@ type kernelSet struct {
 	nf4Rows2 func(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []float32, code *[16]float32, dyn *[256]float32, off float32)
 	// nf4RowsQ8 is nf4Rows for activations encoded by encodeActsQ8 (the
 	// int8 decoding path, q8dec.go); nil where the CPU has no VNNI.
-	nf4RowsQ8 func(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, dyn *[256]float32, off float32)
+	// encodeActsQ8 is encodeActsQ8Generic.
+	nf4RowsQ8    func(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, dyn *[256]float32, off float32)
+	encodeActsQ8 func(xa []uint32, x []float32)
 	// nf4Decode writes the len(q) whole 64-blocks in p, dequantized, to dst.
 	nf4Decode func(dst []float32, p []byte, q []uint8, code *[16]float32, dyn *[256]float32, a2, off float32)
 
@@ -48,15 +50,16 @@ type kernelSet struct {
 var kern = bestKernels()
 
 var genericKernels = kernelSet{
-	name:       "generic",
-	nf4Dot:     nf4DotGeneric,
-	nf4Decode:  nf4DecodeGeneric,
-	bf16Dot:    bf16DotGeneric,
-	bf16Decode: bf16DecodeGeneric,
-	f16Dot:     f16DotGeneric,
-	f16Decode:  f16DecodeGeneric,
-	dot4x4:     dot4x4Generic,
-	acc4x64:    acc4x64Generic,
+	name:         "generic",
+	nf4Dot:       nf4DotGeneric,
+	nf4Decode:    nf4DecodeGeneric,
+	encodeActsQ8: encodeActsQ8Generic,
+	bf16Dot:      bf16DotGeneric,
+	bf16Decode:   bf16DecodeGeneric,
+	f16Dot:       f16DotGeneric,
+	f16Decode:    f16DecodeGeneric,
+	dot4x4:       dot4x4Generic,
+	acc4x64:      acc4x64Generic,
 }
 
 // nf4BlockTable returns the 16 dequantized values of a block whose scale
@@ -100,11 +103,11 @@ var quadPerm = [4]int{1, 0, 3, 2}
 // order a kernel needs one widening and three shifts per block and no byte
 // shuffles. len(x) must be a multiple of 64.
 func quadX(xq, x []float32) {
-	for b := 0; b < len(x); b += nf4Block {
-		for s, e := range quadPerm {
-			for i := range 16 {
-				xq[b+16*s+i] = x[b+4*i+e]
-			}
+	e0, e1, e2, e3 := quadPerm[0], quadPerm[1], quadPerm[2], quadPerm[3]
+	for b := 0; b+nf4Block <= len(x); b += nf4Block {
+		src, dst := (*[nf4Block]float32)(x[b:]), (*[nf4Block]float32)(xq[b:])
+		for i := range 16 {
+			dst[i], dst[16+i], dst[32+i], dst[48+i] = src[4*i+e0], src[4*i+e1], src[4*i+e2], src[4*i+e3]
 		}
 	}
 }

@@ -95,6 +95,23 @@ func nf4RowsQ8Checked(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int
 	}
 }
 
+//go:noescape
+func encodeActsQ8AVX512(xa []uint32, x []float32) // encodeActsQ8Generic
+
+// encodeActsQ8Checked zeroes the second half of a lone last block's pair,
+// which the assembly does not write.
+func encodeActsQ8Checked(xa []uint32, x []float32) {
+	nb := len(x) / nf4Block
+	xa = xa[:q8DecWords(len(x))]
+	if nb%2 == 1 {
+		last := xa[len(xa)-q8PairWords:]
+		for w := 0; w < q8PairWords; w += 16 {
+			clear(last[w+8 : w+16])
+		}
+	}
+	encodeActsQ8AVX512(xa, x[:nb*nf4Block])
+}
+
 // bf16Dot2AVX512 sets out[a] = bf16DotGeneric(w, x[a*ldx:]) for a < 2,
 // widening each weight once.
 //
@@ -212,20 +229,21 @@ var (
 	// float16 weights are rare (lm_head and embeddings ship as bf16); the
 	// AVX-512 set keeps the AVX2 F16C kernels for them.
 	avx512Kernels = kernelSet{
-		name:       "avx512",
-		nf4Dot:     nf4DotAVX512,
-		nf4Rows:    nf4RowsChecked,
-		nf4Rows2:   nf4Rows2Checked,
-		nf4RowsQ8:  nf4RowsQ8Checked,
-		bf16Dot2:   bf16Dot2AVX512,
-		nf4Decode:  nf4DecodeAVX512,
-		bf16Dot:    bf16DotAVX512,
-		bf16Decode: bf16DecodeAVX512,
-		f16Dot:     f16DotAVX2,
-		f16Decode:  f16DecodeAVX2,
-		dot4x4:     dot4x4AVX512,
-		acc4x64:    acc4x64AVX512,
-		q8Tile4x4:  q8Tile4x4VNNI,
+		name:         "avx512",
+		nf4Dot:       nf4DotAVX512,
+		nf4Rows:      nf4RowsChecked,
+		nf4Rows2:     nf4Rows2Checked,
+		nf4RowsQ8:    nf4RowsQ8Checked,
+		encodeActsQ8: encodeActsQ8Checked,
+		bf16Dot2:     bf16Dot2AVX512,
+		nf4Decode:    nf4DecodeAVX512,
+		bf16Dot:      bf16DotAVX512,
+		bf16Decode:   bf16DecodeAVX512,
+		f16Dot:       f16DotAVX2,
+		f16Decode:    f16DecodeAVX2,
+		dot4x4:       dot4x4AVX512,
+		acc4x64:      acc4x64AVX512,
+		q8Tile4x4:    q8Tile4x4VNNI,
 	}
 )
 

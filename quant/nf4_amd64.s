@@ -580,3 +580,114 @@ q8sum:
 q8done:
 	VZEROUPPER
 	RET
+
+// NF4_Q8_BYTES(zc, xc, off) narrows the 16 int32 codes in zc to bytes
+// (X20 scratch) and writes its even elements at off(DI) and odd ones at
+// 64+off(DI), 8 bytes each; Z21 holds the deinterleaving shuffle.
+#define NF4_Q8_BYTES(zc, xc, off) \
+	VPMOVSDB zc, X20          \
+	VPSHUFB  X21, X20, X20    \
+	VMOVQ    X20, off(DI)     \
+	VPEXTRQ  $1, X20, 64+off(DI)
+
+// func encodeActsQ8AVX512(xa []uint32, x []float32)
+//
+// encodeActsQ8Generic for whole pairs of blocks; the caller zeroes the
+// second half of a lone last block's pair. SI x, DI the block's place in
+// xa (pair start + 32 for a second block), CX blocks left, BX the parity
+// of the block.
+TEXT ·encodeActsQ8AVX512(SB), NOSPLIT, $0-48
+	MOVQ         xa_base+0(FP), DI
+	MOVQ         x_base+24(FP), SI
+	MOVQ         x_len+32(FP), CX
+	SHRQ         $6, CX
+	XORQ         BX, BX
+	MOVL         $0x7fffffff, AX
+	VPBROADCASTD AX, Z22
+	MOVL         $0x42fe0000, AX   // 127.0
+	VMOVD        AX, X23
+	MOVQ         $0x0e0c0a0806040200, AX
+	VMOVQ        AX, X21
+	MOVQ         $0x0f0d0b0907050301, AX
+	VPINSRQ      $1, AX, X21, X21
+	TESTQ        CX, CX
+	JE           encdone
+
+encblock:
+	VMOVUPS       (SI), Z0
+	VMOVUPS       64(SI), Z1
+	VMOVUPS       128(SI), Z2
+	VMOVUPS       192(SI), Z3
+	VANDPS        Z22, Z0, Z4
+	VANDPS        Z22, Z1, Z5
+	VANDPS        Z22, Z2, Z6
+	VANDPS        Z22, Z3, Z7
+	VMAXPS        Z5, Z4, Z4
+	VMAXPS        Z7, Z6, Z6
+	VMAXPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $1, Z4, Y5
+	VMAXPS        Y5, Y4, Y4
+	VEXTRACTF128  $1, Y4, X5
+	VMAXPS        X5, X4, X4
+	VPERMILPS     $0x4e, X4, X5
+	VMAXPS        X5, X4, X4
+	VPERMILPS     $0xb1, X4, X5
+	VMAXPS        X5, X4, X4
+	VXORPS        X6, X6, X6
+	VUCOMISS      X6, X4
+	JE            enczero
+	VDIVSS        X4, X23, X7
+	VBROADCASTSS  X7, Z7
+	VMULPS        Z7, Z0, Z0
+	VMULPS        Z7, Z1, Z1
+	VMULPS        Z7, Z2, Z2
+	VMULPS        Z7, Z3, Z3
+	VCVTPS2DQ     Z0, Z0
+	VCVTPS2DQ     Z1, Z1
+	VCVTPS2DQ     Z2, Z2
+	VCVTPS2DQ     Z3, Z3
+	NF4_Q8_BYTES(Z0, X0, 0)
+	NF4_Q8_BYTES(Z1, X1, 8)
+	NF4_Q8_BYTES(Z2, X2, 16)
+	NF4_Q8_BYTES(Z3, X3, 24)
+	VPADDD        Z1, Z0, Z0
+	VPADDD        Z3, Z2, Z2
+	VPADDD        Z2, Z0, Z0
+	VEXTRACTI64X4 $1, Z0, Y1
+	VPADDD        Y1, Y0, Y0
+	VEXTRACTI128  $1, Y0, X1
+	VPADDD        X1, X0, X0
+	VPSHUFD       $0x4e, X0, X1
+	VPADDD        X1, X0, X0
+	VPSHUFD       $0xb1, X0, X1
+	VPADDD        X1, X0, X0
+	VPSLLD        $4, X0, X0
+	VPSUBD        X0, X6, X0
+	VPBROADCASTD  X0, Y0
+	VMOVDQU       Y0, 128(DI)
+	VDIVSS        X23, X4, X4
+	VDIVSS        X23, X4, X4
+	VBROADCASTSS  X4, Y4
+	VMOVUPS       Y4, 192(DI)
+	JMP           encnext
+
+enczero:
+	VMOVDQU Y6, (DI)
+	VMOVDQU Y6, 64(DI)
+	VMOVDQU Y6, 128(DI)
+	VMOVDQU Y6, 192(DI)
+
+encnext:
+	ADDQ $256, SI
+	ADDQ $32, DI
+	XORQ $1, BX
+	JNE  encodd
+	ADDQ $192, DI
+
+encodd:
+	DECQ CX
+	JNE  encblock
+
+encdone:
+	VZEROUPPER
+	RET

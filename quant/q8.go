@@ -173,9 +173,10 @@ func getQ8(rows, groups int) *q8Buf {
 // (about twice the float32 speed at 128 rows). Results then differ from the
 // exact bitsandbytes product within the bound noted at the top of q8.go:
 // about 1% relative RMS on random data, mostly because NF4 codes are not
-// multiples of 1/127. Decoding (fewer rows) and MulGrad stay exact. It has
-// no effect where cols is not a multiple of 64 or the code table is not NF4.
-// Set it before the matrix is shared: it is not synchronised.
+// multiples of 1/127. Decoding (fewer rows; see SetInt8Decode) and MulGrad
+// stay exact. It has no effect where cols is not a multiple of 64 or the
+// code table is not NF4. Set it before the matrix is shared: it is not
+// synchronised.
 func (q *NF4) SetInt8Prefill(on bool) { q.int8 = on }
 
 func (q *NF4) useQ8(n int) bool {

@@ -69,7 +69,7 @@ func (q *NF4) mulQ8Decode(p *par.Pool, y, x []float32, n int) {
 	}
 	xa := (*buf)[:n*W]
 	for i := range n {
-		encodeActsQ8(xa[i*W:(i+1)*W], x[i*q.cols:(i+1)*q.cols])
+		kern.encodeActsQ8(xa[i*W:(i+1)*W], x[i*q.cols:(i+1)*q.cols])
 	}
 	j := getJob(jobQuadQ8, q, y, nil, n)
 	j.xa = xa
@@ -86,12 +86,13 @@ func (q *NF4) rowsQ8(y []float32, xa []uint32, n, lo, hi int) {
 	}
 }
 
-// encodeActsQ8 writes row x (len a multiple of 64) to xa in the pair
-// encoding described above.
-func encodeActsQ8(xa []uint32, x []float32) {
+// encodeActsQ8Generic writes row x (len a multiple of 64) to xa in the
+// pair encoding described above: each group of 8 elements fills one word of
+// even and one word of odd elements.
+func encodeActsQ8Generic(xa []uint32, x []float32) {
 	clear(xa)
 	for b := 0; b*nf4Block < len(x); b++ {
-		blk := x[b*nf4Block : (b+1)*nf4Block]
+		blk := (*[nf4Block]float32)(x[b*nf4Block:])
 		var amax float32
 		for _, v := range blk {
 			amax = max(amax, abs32(v))
@@ -99,23 +100,34 @@ func encodeActsQ8(xa []uint32, x []float32) {
 		if amax == 0 {
 			continue
 		}
-		pair, half := xa[b/2*q8PairWords:(b/2+1)*q8PairWords], b%2
+		pair, h := (*[q8PairWords]uint32)(xa[b/2*q8PairWords:]), b%2
 		inv := 127 / amax
 		var sum int32
-		for e, v := range blk {
-			c := int32(math.RoundToEven(float64(v * inv)))
-			c = max(-127, min(127, c))
-			sum += c
-			t := half*nf4Block + e // element of the pair; packed byte t/2
-			w := (t / 2) / 4
-			if t%2 == 1 {
-				w += 16
+		for j := range 8 {
+			var c [8]int32
+			for u, v := range blk[8*j : 8*j+8] {
+				c[u] = roundI8(v * inv)
+				sum += c[u]
 			}
-			pair[w] |= uint32(uint8(int8(c))) << (8 * (t / 2 % 4))
+			pair[8*h+j] = pack4(c[0], c[2], c[4], c[6])
+			pair[16+8*h+j] = pack4(c[1], c[3], c[5], c[7])
 		}
-		for l := 8 * half; l < 8*half+8; l++ {
+		for l := 8 * h; l < 8*h+8; l++ {
 			pair[32+l] = uint32(-16 * sum)
 			pair[48+l] = math.Float32bits(amax / 127 / 127)
 		}
 	}
+}
+
+// roundI8 rounds v (|v| ≤ 127 up to rounding) half to even and clamps it
+// to ±127: adding 1.5·2²³ leaves the integer in the low mantissa bits.
+func roundI8(v float32) int32 {
+	const magic = 0x1.8p23
+	r := int32(float32(v+magic)) - int32(magic)
+	return max(-127, min(127, r))
+}
+
+// pack4 packs four int8 values into a little-endian word.
+func pack4(a, b, c, d int32) uint32 {
+	return uint32(uint8(a)) | uint32(uint8(b))<<8 | uint32(uint8(c))<<16 | uint32(uint8(d))<<24
 }

@@ -18,6 +18,7 @@ func (s *Server) adapterRoutes(r *router) {
 	r.Admin(http.MethodPost, "/v1/load_lora_adapter", s.loadAdapter)
 	r.Admin(http.MethodPost, "/v1/unload_lora_adapter", s.unloadAdapter)
 	r.User(http.MethodGet, "/v1/adapters", s.listAdapters)
+	s.createAdapterRoutes(r)
 }
 
 // validAdapterName rejects names that requests could not reach because
@@ -144,6 +145,11 @@ type adapterEntry struct {
 	Loads    int64  `json:"loads"`
 }
 
+func entryOf(a AdapterInfo) adapterEntry {
+	return adapterEntry{ID: a.Name, Object: "adapter", Type: a.Type, State: a.State, Bytes: a.Bytes, Rank: a.Rank,
+		Created: a.Created.Unix(), Requests: a.Requests, Loads: a.Loads}
+}
+
 type adapterStatsJSON struct {
 	Hits          int64 `json:"hits"`
 	Misses        int64 `json:"misses"`
@@ -162,8 +168,7 @@ func (s *Server) listAdapters(c echo.Context) error {
 	infos := s.ads.List()
 	data := make([]adapterEntry, len(infos))
 	for i, a := range infos {
-		data[i] = adapterEntry{ID: a.Name, Object: "adapter", Type: a.Type, State: a.State, Bytes: a.Bytes, Rank: a.Rank,
-			Created: a.Created.Unix(), Requests: a.Requests, Loads: a.Loads}
+		data[i] = entryOf(a)
 	}
 	st := s.ads.Stats()
 	return c.JSON(http.StatusOK, struct {

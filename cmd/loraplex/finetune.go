@@ -23,9 +23,9 @@ func (p publisher) Publish(name string, write func(dir string) error) error {
 	return p.r.Put(context.Background(), name, false, write)
 }
 
-// enableTraining opens the job manager on the serving process's resident
-// base model and adds the files and fine-tuning routes to srv.
-func enableTraining(srv *server.Server, f *serveFlags, name string, m *model.Model, tok *tokenizer.Tokenizer, reg *registry.Registry, log *slog.Logger) (func(), error) {
+// jobBase describes the resident model to the job manager, with the chat
+// template rendered exactly as the server renders it.
+func jobBase(m *model.Model, tok *tokenizer.Tokenizer) (*jobs.Base, error) {
 	base := &jobs.Base{Model: m, Tokenizer: tok}
 	if src := tok.ChatTemplate(); src != "" {
 		t, err := chat.Compile(src)
@@ -34,6 +34,16 @@ func enableTraining(srv *server.Server, f *serveFlags, name string, m *model.Mod
 		}
 		sp := tok.SpecialTokens()
 		base.Template = dataset.ChatTemplate{T: t, BOS: sp["bos_token"], EOS: sp["eos_token"]}
+	}
+	return base, nil
+}
+
+// enableTraining opens the job manager on the serving process's resident
+// base model and adds the files and fine-tuning routes to srv.
+func enableTraining(srv *server.Server, f *serveFlags, name string, m *model.Model, tok *tokenizer.Tokenizer, reg *registry.Registry, log *slog.Logger) (func(), error) {
+	base, err := jobBase(m, tok)
+	if err != nil {
+		return nil, err
 	}
 	mgr, err := jobs.Open(jobs.Config{Dir: filepath.Join(f.base.home, "training"), Workers: f.trainShare},
 		map[string]*jobs.Base{name: base}, publisher{reg})

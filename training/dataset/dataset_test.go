@@ -139,7 +139,7 @@ func TestReadGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Record{
-		{Line: 1, Format: FormatChat, Messages: []Message{{"system", "Be brief.", 0}, {"user", "Hi", 0}, {"assistant", "Hello!", 1}}},
+		{Line: 1, Format: FormatChat, Messages: []Message{{"system", "Be short.", 0}, {"user", "Hi", 0}, {"assistant", "Hello!", 1}}},
 		{Line: 3, Format: FormatChat, Messages: []Message{{"developer", "Be nice.", 0}, {"user", "a", 0}, {"assistant", "b", 0}, {"user", "c", 0}, {"assistant", "de", 1}}},
 	}
 	if !reflect.DeepEqual(recs, want) {

@@ -321,6 +321,7 @@ func (m *Manager) train(ctx context.Context, j *Job) error {
 		m.event(j.ID, "info", fmt.Sprintf("Fine-tuning started: %d steps", p.total), nil)
 	}
 	name := m.modelName(j)
+	began := time.Now()
 	for s := start + 1; s <= p.total; s++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -358,6 +359,9 @@ func (m *Manager) train(ctx context.Context, j *Job) error {
 				return context.Canceled
 			}
 			cur.TrainedTokens = &trained
+			perStep := time.Since(began) / time.Duration(s-start)
+			eta := m.now().Add(perStep * time.Duration(p.total-s)).Unix()
+			cur.EstimatedFinish = &eta
 			return nil
 		}); err != nil {
 			return err
@@ -384,6 +388,7 @@ func (m *Manager) train(ctx context.Context, j *Job) error {
 		cur.FineTunedModel = &name
 		cur.TrainedTokens = &trained
 		cur.ResultFiles = []string{resultID}
+		cur.EstimatedFinish = nil
 		now := m.unix()
 		cur.FinishedAt = &now
 		return nil

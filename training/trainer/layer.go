@@ -134,22 +134,29 @@ func zeroed(b []float32, n int) []float32 {
 	return b
 }
 
-// linear computes y = x·Wᵀ (+ bias) + LoRA for all rows, in the same order
-// of operations as the inference forward pass.
+// linear computes y = x·Wᵀ + LoRA (+ bias) for all rows, in the same order
+// of operations as the inference forward pass, so both give identical
+// logits.
 func (t *Trainer) linear(p *par.Pool, li int, c *acts, mod model.Module, y, x []float32) {
 	L := &t.m.Layers[li]
 	w := L.W[mod]
-	n, out, in := t.n, w.Rows(), w.Cols()
+	n, out := t.n, w.Rows()
 	w.MulT(p, y, x, n)
+	t.loraForward(p, li, c, mod, y, x)
 	if b := L.Bias[mod]; b != nil {
 		for r := 0; r < n; r++ {
 			vec.Add(y[r*out:(r+1)*out], b)
 		}
 	}
+}
+
+// loraForward adds module mod's low-rank update to y.
+func (t *Trainer) loraForward(p *par.Pool, li int, c *acts, mod model.Module, y, x []float32) {
 	lr := t.lora(li, mod)
 	if lr == nil {
 		return
 	}
+	n, out, in := t.n, len(lr.B)/lr.R, len(lr.A)/lr.R
 	if t.train {
 		xd := c.xd[mod][:n*in]
 		t.dropout(p, li, mod, xd, x[:n*in])

@@ -28,7 +28,7 @@ var qa = []struct{ q, a string }{
 }
 
 // greedy decodes up to max tokens after prompt with model.Forward, the
-// server's path, stopping at EOS.
+// server's path, stopping at eos (-1: never).
 func greedy(m *model.Model, ad *model.Adapter, prompt []int32, eos int32, maxNew int) []int32 {
 	c := m.Cfg
 	kv := kvcache.NewPool(c.Layers, c.KVHeads, c.HeadDim, 16, 8)

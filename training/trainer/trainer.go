@@ -132,6 +132,9 @@ func New(m *model.Model, ad *model.Adapter, cfg Config) (*Trainer, error) {
 	if ad.LoRA != nil && len(ad.LoRA) != len(m.Layers) {
 		return nil, fmt.Errorf("%w: adapter has LoRA for %d layers, the model has %d", ErrConfig, len(ad.LoRA), len(m.Layers))
 	}
+	if ad.Embed != nil || ad.Head != nil || ad.IsDoRA() {
+		return nil, fmt.Errorf("%w: training DoRA magnitudes or replaced embeddings/heads is not supported", ErrConfig)
+	}
 	if len(ad.Prompt) != ad.NumVirtual*c.Hidden {
 		return nil, fmt.Errorf("%w: %d prompt values for %d virtual tokens of %d", ErrConfig, len(ad.Prompt), ad.NumVirtual, c.Hidden)
 	}

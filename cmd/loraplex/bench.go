@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/loraplex/loraplex/inference/synth"
+	"github.com/loraplex/loraplex/loadtest"
+	"github.com/loraplex/loraplex/server"
+)
+
+func init() {
+	register(command{"bench", "run the standard multi-adapter load scenarios against a server started on a random model", runBench})
+}
+
+// benchRank is the rank of the bench's adapters, all seven projections.
+const benchRank = 16
+
+// benchFlags are bench's options.
+type benchFlags struct {
+	shape          string
+	counts         []int
+	concurrency    int
+	requests       int
+	duration       time.Duration
+	prompt, output string
+	out, jsonDir   string
+	threads        int
+	maxLoaded      int
+	seed           int64
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := newFlags("bench")
+	var b benchFlags
+	fs.StringVar(&b.shape, "shape", "s", "random model shape: tiny, s or m")
+	fs.IntSliceVar(&b.counts, "adapters", []int{0, 1, 8, 64, 512}, "scenarios: how many adapters the requests are spread over (0: the base only)")
+	fs.IntVar(&b.concurrency, "concurrency", 16, "requests in flight (closed loop)")
+	fs.IntVar(&b.requests, "requests", 0, "requests per scenario (default: run for --duration)")
+	fs.DurationVar(&b.duration, "duration", 0, "length of each scenario (default 30s when --requests is unset)")
+	fs.StringVar(&b.prompt, "prompt-tokens", "64", "prompt length in tokens: N or MIN-MAX")
+	fs.StringVar(&b.output, "output-tokens", "64", "output tokens per request (ignore_eos): N or MIN-MAX")
+	fs.StringVar(&b.out, "out", "", "also write the markdown table to this file")
+	fs.StringVar(&b.jsonDir, "json-dir", "", "write each scenario's full report as JSON into this directory")
+	fs.IntVar(&b.threads, "threads", runtime.NumCPU(), "CPU threads for inference")
+	fs.IntVar(&b.maxLoaded, "max-loaded-adapters", 32, "adapters the server keeps in memory; below the larger scenarios' counts, so some requests load their adapter cold")
+	fs.Int64Var(&b.seed, "seed", 1, "seed of the model, the adapters and the request sequences")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	shape, err := synth.ShapeByName(b.shape)
+	if err != nil {
+		return fmt.Errorf("--shape: %w", err)
+	}
+	promptLen, err := loadtest.ParseDist(b.prompt)
+	if err != nil {
+		return fmt.Errorf("--prompt-tokens: %w", err)
+	}
+	outputLen, err := loadtest.ParseDist(b.output)
+	if err != nil {
+		return fmt.Errorf("--output-tokens: %w", err)
+	}
+	if len(b.counts) == 0 || slices.ContainsFunc(b.counts, func(n int) bool { return n < 0 }) {
+		return errors.New("--adapters: give a list of non-negative counts, e.g. 0,1,8,64")
+	}
+	if b.requests == 0 && b.duration == 0 {
+		b.duration = 30 * time.Second
+	}
+
+	tmp, err := os.MkdirTemp("", "loraplex-bench-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	name := "synth-" + strings.ToLower(shape.Name)
+	modelDir := filepath.Join(tmp, name)
+	fmt.Fprintf(os.Stderr, "loraplex bench: writing a random %s model (%s parameters, BF16)\n", shape.Name, params(shape.Params()))
+	if err := synth.Write(modelDir, shape, b.seed, "BF16"); err != nil {
+		return err
+	}
+
+	// The server is serve's, with serve's defaults, on a private home and a
+	// loopback port.
+	var f serveFlags
+	sfs := newFlags("serve")
+	f.base.bind(sfs, "")
+	f.bind(sfs)
+	if err := sfs.Parse(nil); err != nil {
+		return err
+	}
+	f.base.model, f.base.home, f.base.threads = modelDir, filepath.Join(tmp, "home"), b.threads
+	f.host, f.port, f.name, f.apiKey, f.adminKey = "127.0.0.1", 0, name, "", ""
+	f.reg.MaxAdapters = b.maxLoaded
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r, err := startServer(ctx, &f, log)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	defer r.shutdown()
+
+	names := loadtest.AdapterNames("bench", slices.Max(b.counts))
+	fmt.Fprintf(os.Stderr, "loraplex bench: creating %d random LoRA adapters (r=%d, all seven projections)\n", len(names), benchRank)
+	for i, n := range names {
+		if err := r.ads.CreateRandom(ctx, n, server.RandomLoRA{R: benchRank, Alpha: 2 * benchRank, Seed: b.seed + int64(i)}, false); err != nil {
+			return fmt.Errorf("creating adapter %s: %w", n, err)
+		}
+	}
+	if b.jsonDir != "" {
+		if err := os.MkdirAll(b.jsonDir, 0o755); err != nil {
+			return fmt.Errorf("--json-dir: %w", err)
+		}
+	}
+	var progress io.Writer
+	if isatty.IsTerminal(os.Stderr.Fd()) {
+		progress = os.Stderr
+	}
+	reps := make([]*loadtest.Report, len(b.counts))
+	for i, n := range b.counts {
+		c := loadtest.Config{BaseURL: r.url, Adapters: names[:n], Concurrency: b.concurrency, Requests: b.requests,
+			Duration: b.duration, PromptTokens: promptLen, OutputTokens: outputLen, IgnoreEOS: true, Seed: b.seed, Progress: progress}
+		if n == 0 {
+			c.Adapters = []string{name}
+		}
+		fmt.Fprintf(os.Stderr, "loraplex bench: scenario %d/%d: %s\n", i+1, len(b.counts), scenarioName(n))
+		if reps[i], err = loadtest.Run(ctx, c); err != nil {
+			return err
+		}
+		if b.jsonDir != "" {
+			if err := writeReport(filepath.Join(b.jsonDir, "adapters-"+strconv.Itoa(n)+".json"), reps[i]); err != nil {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	var md strings.Builder
+	b.writeTable(&md, shape, f.base.quant, b.counts, reps)
+	if b.out != "" {
+		if err := os.WriteFile(b.out, []byte(md.String()), 0o644); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	_, err = io.WriteString(stdout, md.String())
+	return err
+}
+
+func scenarioName(n int) string {
+	switch n {
+	case 0:
+		return "base only"
+	case 1:
+		return "1 adapter"
+	}
+	return strconv.Itoa(n) + " adapters"
+}
+
+// writeTable writes the scenarios as a markdown table with the setup that
+// produced them.
+func (b *benchFlags) writeTable(w io.Writer, shape synth.Shape, quant string, counts []int, reps []*loadtest.Report) {
+	var base float64
+	for i, n := range counts {
+		if n == 0 {
+			base = reps[i].OutputTokPerSec
+		}
+	}
+	fmt.Fprintf(w, "| scenario | adapters | requests | output tok/s | vs base only | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | errors |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for i, n := range counts {
+		r := reps[i]
+		ratio := "-"
+		if base > 0 {
+			ratio = fmt.Sprintf("%.2f", r.OutputTokPerSec/base)
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.1f | %s | %.1f | %.1f | %.1f | %d |\n",
+			scenarioName(n), n, r.Requests, r.OutputTokPerSec, ratio, r.TTFT.P50, r.TTFT.P99, r.ITL.P50, r.Failed)
+	}
+	bound := fmt.Sprintf("%d requests", b.requests)
+	if b.duration > 0 {
+		bound = b.duration.String()
+		if b.requests > 0 {
+			bound = fmt.Sprintf("%d requests or %s", b.requests, b.duration)
+		}
+	}
+	if quant == "auto" {
+		quant = "auto: NF4 for this 16-bit checkpoint"
+	}
+	fmt.Fprintf(w, "\nRandom %s-shape model (%s parameters, BF16 checkpoint, --quant %s), %d threads on %d CPUs (%s/%s, %s). "+
+		"Closed loop at concurrency %d, %s per scenario, prompts of %s tokens, %s output tokens (ignore_eos), seed %d. "+
+		"Adapters are random LoRAs, r=%d on all seven projections, equally popular. "+
+		"The server keeps at most %d adapters loaded",
+		shape.Name, params(shape.Params()), quant, b.threads, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(),
+		b.concurrency, bound, b.prompt, b.output, b.seed, benchRank, b.maxLoaded)
+	if slices.Max(counts) > b.maxLoaded {
+		fmt.Fprint(w, ", so in the scenarios with more adapters some requests also wait for their adapter to load from disk (cold)")
+	}
+	fmt.Fprintln(w, ".")
+}
+
+// params writes a parameter count for people: 125 M, 0.16 M.
+func params(n int64) string {
+	if n < 10_000_000 {
+		return fmt.Sprintf("%.2f M", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.0f M", float64(n)/1e6)
+}

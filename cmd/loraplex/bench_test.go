@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loraplex/loraplex/loadtest"
+)
+
+// bench at tiny scale: one row per scenario, every request answered, and
+// the JSON reports agree with the table.
+func TestBenchTiny(t *testing.T) {
+	dir := t.TempDir()
+	md := filepath.Join(dir, "bench.md")
+	out, err := run(t, "bench", "--shape", "tiny", "--adapters", "0,1,4", "--requests", "6", "--concurrency", "3",
+		"--prompt-tokens", "8", "--output-tokens", "4", "--threads", "2", "--max-loaded-adapters", "2",
+		"--out", md, "--json-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(md)
+	if err != nil || string(file) != out {
+		t.Errorf("--out differs from stdout (%v)", err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) == 11 {
+			rows[strings.TrimSpace(cells[1])] = line
+			for i, c := range cells[2:10] {
+				cells[i+2] = strings.TrimSpace(c)
+			}
+			if name := strings.TrimSpace(cells[1]); name != "scenario" && !strings.HasPrefix(name, "---") {
+				if cells[3] != "6" || cells[9] != "0" {
+					t.Errorf("%s: %s requests, %s errors; want 6 and 0", name, cells[3], cells[9])
+				}
+			}
+		}
+	}
+	for i, name := range []string{"base only", "1 adapter", "4 adapters"} {
+		if rows[name] == "" {
+			t.Errorf("no row %q in\n%s", name, out)
+		}
+		f, err := os.Open(filepath.Join(dir, "adapters-"+[]string{"0", "1", "4"}[i]+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := loadtest.ReadJSON(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Succeeded != 6 || rep.TokensOut != 24 || len(rep.PerAdapter) != max(1, []int{0, 1, 4}[i]) {
+			t.Errorf("%s: %d ok, %d tokens, %d adapters used", name, rep.Succeeded, rep.TokensOut, len(rep.PerAdapter))
+		}
+	}
+	if !strings.Contains(out, "at most 2 adapters loaded") {
+		t.Errorf("the note lacks the registry budget:\n%s", out)
+	}
+}
