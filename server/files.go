@@ -31,21 +31,23 @@ type FineTuning interface {
 }
 
 // EnableFineTuning adds the files and fine-tuning routes, served by ft.
-// Call it after New and before Serve.
+// Call it after New and before Serve. Training spends the server's CPU and
+// writes adapters every user can then select, so its routes need the admin
+// key (which is the API key unless a separate one is set).
 func (s *Server) EnableFineTuning(ft FineTuning) {
-	r := &router{e: s.echo, user: []echo.MiddlewareFunc{s.requireKey(s.cfg.APIKey, s.cfg.AdminKey)}}
+	r := s.router
 	h := &fineTuning{s: s, ft: ft}
-	r.User(http.MethodPost, "/v1/files", h.createFile)
-	r.User(http.MethodGet, "/v1/files", h.listFiles)
-	r.User(http.MethodGet, "/v1/files/:id", h.getFile)
-	r.User(http.MethodDelete, "/v1/files/:id", h.deleteFile)
-	r.User(http.MethodGet, "/v1/files/:id/content", h.fileContent)
-	r.User(http.MethodPost, "/v1/fine_tuning/jobs", h.createJob)
-	r.User(http.MethodGet, "/v1/fine_tuning/jobs", h.listJobs)
-	r.User(http.MethodGet, "/v1/fine_tuning/jobs/:id", h.getJob)
-	r.User(http.MethodPost, "/v1/fine_tuning/jobs/:id/cancel", h.cancelJob)
-	r.User(http.MethodGet, "/v1/fine_tuning/jobs/:id/events", h.events)
-	r.User(http.MethodGet, "/v1/fine_tuning/jobs/:id/checkpoints", h.checkpoints)
+	r.Admin(http.MethodPost, "/v1/files", h.createFile)
+	r.Admin(http.MethodGet, "/v1/files", h.listFiles)
+	r.Admin(http.MethodGet, "/v1/files/:id", h.getFile)
+	r.Admin(http.MethodDelete, "/v1/files/:id", h.deleteFile)
+	r.Admin(http.MethodGet, "/v1/files/:id/content", h.fileContent)
+	r.Admin(http.MethodPost, "/v1/fine_tuning/jobs", h.createJob)
+	r.Admin(http.MethodGet, "/v1/fine_tuning/jobs", h.listJobs)
+	r.Admin(http.MethodGet, "/v1/fine_tuning/jobs/:id", h.getJob)
+	r.Admin(http.MethodPost, "/v1/fine_tuning/jobs/:id/cancel", h.cancelJob)
+	r.Admin(http.MethodGet, "/v1/fine_tuning/jobs/:id/events", h.events)
+	r.Admin(http.MethodGet, "/v1/fine_tuning/jobs/:id/checkpoints", h.checkpoints)
 }
 
 type fineTuning struct {

@@ -202,3 +202,38 @@ func TestFineTuningErrorMapping(t *testing.T) {
 		}
 	}
 }
+
+// Training spends the server's CPU and publishes adapters every user can
+// select, so its routes take the admin key, not the users' key.
+func TestFineTuningNeedsAdminKey(t *testing.T) {
+	mgr, err := jobs.Open(jobs.Config{Dir: t.TempDir()}, map[string]*jobs.Base{}, tempPublisher{t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mgr.Close() })
+	h := start(t, func(c *Config, _ *fakeEngine, s *Server) {
+		c.APIKey, c.AdminKey = "user-key", "admin-key"
+		if s != nil {
+			s.EnableFineTuning(mgr)
+		}
+	})
+	for _, c := range []struct {
+		path, key string
+		status    int
+	}{
+		{"/v1/files", "", 401},
+		{"/v1/files", "user-key", 401},
+		{"/v1/files", "admin-key", 200},
+		{"/v1/fine_tuning/jobs", "user-key", 401},
+		{"/v1/fine_tuning/jobs", "admin-key", 200},
+	} {
+		var hdr []string
+		if c.key != "" {
+			hdr = []string{"Authorization", "Bearer " + c.key}
+		}
+		resp, body := h.do(http.MethodGet, c.path, "", hdr...)
+		if resp.StatusCode != c.status {
+			t.Errorf("GET %s with %q: %d %s, want %d", c.path, c.key, resp.StatusCode, body, c.status)
+		}
+	}
+}
