@@ -75,9 +75,15 @@ type Report struct {
 
 	TokensIn  int64 `json:"tokens_in"`
 	TokensOut int64 `json:"tokens_out"`
+	// UnfinishedTokensOut are the tokens streamed to requests the end of
+	// the run cut off: work the server did within the run.
+	UnfinishedTokensOut int64 `json:"unfinished_tokens_out"`
 
-	RequestsPerSec  float64 `json:"requests_per_s"`   // successful requests
-	OutputTokPerSec float64 `json:"output_tok_per_s"` // of successful requests
+	RequestsPerSec float64 `json:"requests_per_s"` // successful requests
+	// OutputTokPerSec counts every token streamed within the run to
+	// successful and cut-off requests, so a run bounded by time does not
+	// undercount its last, unfinished round of requests.
+	OutputTokPerSec float64 `json:"output_tok_per_s"`
 	InputTokPerSec  float64 `json:"input_tok_per_s"`
 
 	TTFT Summary `json:"ttft"` // time to first token
@@ -117,6 +123,7 @@ func buildReport(cfg Config, results []result, late int, elapsed time.Duration) 
 	for _, r := range results {
 		if r.Unfinished {
 			rep.Unfinished++
+			rep.UnfinishedTokensOut += int64(r.TokensOut)
 			continue
 		}
 		a := rep.PerAdapter[r.spec.Adapter]
@@ -162,7 +169,7 @@ func buildReport(cfg Config, results []result, late int, elapsed time.Duration) 
 	}
 	if s := elapsed.Seconds(); s > 0 {
 		rep.RequestsPerSec = float64(rep.Succeeded) / s
-		rep.OutputTokPerSec = float64(rep.TokensOut) / s
+		rep.OutputTokPerSec = float64(rep.TokensOut+rep.UnfinishedTokensOut) / s
 		rep.InputTokPerSec = float64(rep.TokensIn) / s
 	}
 	return rep
@@ -205,8 +212,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Late > 0 {
 		fmt.Fprintf(&b, ", %d late arrivals", r.Late)
 	}
-	fmt.Fprintf(&b, "\nthroughput: %.2f req/s, %.1f output tok/s, %.1f input tok/s (%d tokens out, %d in)\n",
+	fmt.Fprintf(&b, "\nthroughput: %.2f req/s, %.1f output tok/s, %.1f input tok/s (%d tokens out, %d in",
 		r.RequestsPerSec, r.OutputTokPerSec, r.InputTokPerSec, r.TokensOut, r.TokensIn)
+	if r.UnfinishedTokensOut > 0 {
+		fmt.Fprintf(&b, "; %d more out to unfinished requests", r.UnfinishedTokensOut)
+	}
+	b.WriteString(")\n")
 	if len(r.Errors) > 0 {
 		b.WriteString("errors:")
 		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
