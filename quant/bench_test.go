@@ -172,3 +172,46 @@ func BenchmarkKernelNF4Rows(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeStepM runs the weight products of one decoded token of the
+// M shape (TinyLlama-1.1B: 22 layers of q, k, v, o, gate, up, down in NF4
+// and a BF16 lm_head, 631 MB) back to back, with the float32 and the int8
+// decoding paths. Attention and the other per-token work are left out, so
+// tok/s is an upper bound of what the kernels allow.
+func BenchmarkDecodeStepM(b *testing.B) {
+	const layers, hidden, kv, ffn, vocab = 22, 2048, 256, 5632, 32000
+	shapes := [][2]int{{hidden, hidden}, {kv, hidden}, {kv, hidden}, {hidden, hidden}, {ffn, hidden}, {ffn, hidden}, {hidden, ffn}}
+	var ms []*NF4
+	for range layers {
+		for _, sh := range shapes {
+			ms = append(ms, randomNF4(sh[0], sh[1]))
+		}
+	}
+	head := make([]uint16, vocab*hidden)
+	for i := range head {
+		head[i] = 0x3c00 + uint16(i%256)
+	}
+	lm := NewBF16(vocab, hidden, head)
+	p := par.New(0)
+	x := randVec(rand.New(rand.NewPCG(2, 2)), ffn)
+	y := make([]float32, vocab)
+	bytes := lm.Bytes()
+	for _, m := range ms {
+		bytes += m.Bytes()
+	}
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("int8=%v", on), func(b *testing.B) {
+			for _, m := range ms {
+				m.SetInt8Decode(on)
+			}
+			b.SetBytes(bytes)
+			for b.Loop() {
+				for _, m := range ms {
+					m.MulT(p, y, x, 1)
+				}
+				lm.MulT(p, y, x, 1)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}

@@ -26,7 +26,9 @@
 // Every kernel has a pure-Go version (the specification, always compiled)
 // and, on amd64 without the noasm build tag, AVX2 and AVX-512 versions chosen
 // at start-up from the CPU features. Tests run all of them against the Go
-// version.
+// version. The AVX-512 decoding row kernels have no Go twin (other CPUs
+// decode through the generic dot product); their comments give the loop
+// they compute and tests check them against the generic dot product.
 //
 // MulT with one to three activation rows (decoding) streams each weight row
 // once through a fused dequantize-and-dot kernel. With cols a multiple of

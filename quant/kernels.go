@@ -23,6 +23,9 @@ type kernelSet struct {
 	// encodeActsQ8 is encodeActsQ8Generic.
 	nf4RowsQ8    func(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, dyn *[256]float32, off float32)
 	encodeActsQ8 func(xa []uint32, x []float32)
+	// nf4Rows2Q8 is nf4RowsQ8 for two activation rows, x0 into y0 and x1
+	// into y1, unpacking each block once; nil where a set has none.
+	nf4Rows2Q8 func(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []uint32, dyn *[256]float32, off float32)
 	// nf4Decode writes the len(q) whole 64-blocks in p, dequantized, to dst.
 	nf4Decode func(dst []float32, p []byte, q []uint8, code *[16]float32, dyn *[256]float32, a2, off float32)
 

@@ -95,6 +95,24 @@ func nf4RowsQ8Checked(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int
 	}
 }
 
+// nf4Rows2Q8AVX512 is nf4RowsQ8AVX512 for x0 into y0 and x1 into y1,
+// unpacking each pair of blocks once.
+//
+//go:noescape
+func nf4Rows2Q8AVX512(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []uint32, u8 *[16]byte, dyn *[256]float32, off float32, t *[256]float32)
+
+func nf4Rows2Q8Checked(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []uint32, dyn *[256]float32, off float32) {
+	W := q8DecWords(nb * nf4Block)
+	y1, x1 = y1[:len(y0)], x1[:W]
+	if checkRows(y0, p, q, a2, b0, nb) {
+		_ = x0[W-1]
+		var t [256]float32
+		nf4Rows2Q8AVX512(y0, y1, p, q, a2, b0, nb, x0, x1, &nf4U8, dyn, off, &t)
+	} else {
+		clear(y1)
+	}
+}
+
 //go:noescape
 func encodeActsQ8AVX512(xa []uint32, x []float32) // encodeActsQ8Generic
 
@@ -234,6 +252,7 @@ var (
 		nf4Rows:      nf4RowsChecked,
 		nf4Rows2:     nf4Rows2Checked,
 		nf4RowsQ8:    nf4RowsQ8Checked,
+		nf4Rows2Q8:   nf4Rows2Q8Checked,
 		encodeActsQ8: encodeActsQ8Checked,
 		bf16Dot2:     bf16Dot2AVX512,
 		nf4Decode:    nf4DecodeAVX512,
@@ -261,7 +280,7 @@ func kernelVariants() []kernelSet {
 	if hasAVX512 {
 		ks := avx512Kernels
 		if !cpu.X86.HasAVX512VNNI {
-			ks.q8Tile4x4, ks.nf4RowsQ8 = nil, nil
+			ks.q8Tile4x4, ks.nf4RowsQ8, ks.nf4Rows2Q8 = nil, nil, nil
 		}
 		v = append(v, ks)
 	}

@@ -465,24 +465,50 @@ r2done:
 	VZEROUPPER
 	RET
 
-// NF4_Q8_PAIR multiplies the 128 weights in Z10 (two blocks of packed
-// codes) by the activation pair at DI and leaves the pair's float sums, per
-// 32-bit lane, in Z13: lanes 0-7 belong to the first block, 8-15 to the
-// second. The codes become offset int8 weights round(127·code)+128 through
-// one byte shuffle per 64; the lane corrections at 128(DI) start the
-// integer sums so the offset cancels, and 192(DI) holds the activation
+// NF4_Q8_UNPACK turns the 128 packed codes in Z10 (two blocks) into offset
+// int8 weights round(127·code)+128 through one byte shuffle per 64: Z12
+// holds the even elements (high nibbles), Z11 the odd ones.
+#define NF4_Q8_UNPACK \
+	VPANDD  Z28, Z10, Z11 \
+	VPSRLW  $4, Z10, Z12  \
+	VPANDD  Z28, Z12, Z12 \
+	VPSHUFB Z11, Z30, Z11 \
+	VPSHUFB Z12, Z30, Z12
+
+// NF4_Q8_DOT(hi, lo, corr, sc, zd) multiplies the unpacked weights by an
+// encoded activation pair (even and odd int8 codes at hi and lo) and leaves
+// the pair's float sums, per 32-bit lane, in zd: lanes 0-7 belong to the
+// first block, 8-15 to the second. The lane corrections at corr start the
+// integer sums so the weight offset cancels; sc holds the activation
 // scales/127.
-#define NF4_Q8_PAIR \
-	VPANDD    Z28, Z10, Z11      \
-	VPSRLW    $4, Z10, Z12       \
-	VPANDD    Z28, Z12, Z12      \
-	VPSHUFB   Z11, Z30, Z11      \
-	VPSHUFB   Z12, Z30, Z12      \
-	VMOVDQU32 128(DI), Z13       \
-	VPDPBUSD  (DI), Z12, Z13     \
-	VPDPBUSD  64(DI), Z11, Z13   \
-	VCVTDQ2PS Z13, Z13           \
-	VMULPS    192(DI), Z13, Z13
+#define NF4_Q8_DOT(hi, lo, corr, sc, zd) \
+	VMOVDQU32 corr, zd     \
+	VPDPBUSD  hi, Z12, zd  \
+	VPDPBUSD  lo, Z11, zd  \
+	VCVTDQ2PS zd, zd       \
+	VMULPS    sc, zd, zd
+
+// NF4_Q8_SETUP loads the constants of the int8 row kernels.
+#define NF4_Q8_SETUP \
+	MOVL         $0x0f0f0f0f, AX \
+	VPBROADCASTD AX, Z28         \
+	MOVL         $0x00ff, AX     \
+	KMOVW        AX, K4          \
+	MOVL         $0xff00, AX     \
+	KMOVW        AX, K5          \
+	MOVL         $0xffffffff, AX \
+	KMOVQ        AX, K6
+
+// NF4_Q8_HSUM(za, zb, ya, xa) leaves Σ of the 32 lanes of za and zb in xa
+// (ya and xa name za's lower halves); Z4 is a temporary.
+#define NF4_Q8_HSUM(za, zb, ya, xa) \
+	VADDPS        zb, za, za \
+	VEXTRACTF64X4 $1, za, Y4 \
+	VADDPS        Y4, ya, ya \
+	VEXTRACTF128  $1, ya, X4 \
+	VADDPS        X4, xa, xa \
+	VHADDPS       xa, xa, xa \
+	VHADDPS       xa, xa, xa
 
 // func nf4RowsQ8AVX512(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, u8 *[16]byte, dyn *[256]float32, off float32, t *[256]float32)
 //
@@ -501,14 +527,7 @@ TEXT ·nf4RowsQ8AVX512(SB), NOSPLIT, $0-168
 	MOVQ            t+160(FP), R8
 	MOVQ            u8+136(FP), AX
 	VBROADCASTI32X4 (AX), Z30
-	MOVL            $0x0f0f0f0f, AX
-	VPBROADCASTD    AX, Z28
-	MOVL            $0x00ff, AX
-	KMOVW           AX, K4
-	MOVL            $0xff00, AX
-	KMOVW           AX, K5
-	MOVL            $0xffffffff, AX
-	KMOVQ           AX, K6
+	NF4_Q8_SETUP
 	TESTQ           R11, R11
 	JE              q8done
 	NF4_TABLE(dyn+144(FP))
@@ -529,7 +548,8 @@ q8pair:
 
 q8a:
 	VMOVDQU32        (SI), Z10
-	NF4_Q8_PAIR
+	NF4_Q8_UNPACK
+	NF4_Q8_DOT((DI), 64(DI), 128(DI), 192(DI), Z13)
 	MOVBLZX          (DX), AX
 	VFMADD231PS.BCST (R8)(AX*4), Z13, K4, Z0
 	INCQ             BX
@@ -557,7 +577,8 @@ q8tail:
 
 q8c:
 	VMOVDQU8.Z       (SI), K6, Z10
-	NF4_Q8_PAIR
+	NF4_Q8_UNPACK
+	NF4_Q8_DOT((DI), 64(DI), 128(DI), 192(DI), Z13)
 	MOVBLZX          (DX), AX
 	VFMADD231PS.BCST (R8)(AX*4), Z13, K4, Z0
 	INCQ             BX
@@ -565,13 +586,7 @@ q8c:
 	ADDQ             $32, SI
 
 q8sum:
-	VADDPS        Z1, Z0, Z0
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
+	NF4_Q8_HSUM(Z0, Z1, Y0, X0)
 	VMOVSS        X0, (R10)
 	ADDQ          $4, R10
 	DECQ          R11
@@ -689,5 +704,103 @@ encodd:
 	JNE  encblock
 
 encdone:
+	VZEROUPPER
+	RET
+
+// func nf4Rows2Q8AVX512(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []uint32, u8 *[16]byte, dyn *[256]float32, off float32, t *[256]float32)
+//
+// nf4RowsQ8AVX512 for two encoded activation rows: each pair of blocks is
+// unpacked once and multiplied into both. R12 is x1-x0; Z0/Z1 and Z2/Z3
+// the accumulators of y0 and y1.
+TEXT ·nf4Rows2Q8AVX512(SB), NOSPLIT, $0-216
+	MOVQ            y0_base+0(FP), R10
+	MOVQ            y0_len+8(FP), R11
+	MOVQ            p_base+48(FP), SI
+	MOVQ            q_base+72(FP), DX
+	MOVQ            a2_base+96(FP), R9
+	MOVQ            b0+120(FP), BX
+	VBROADCASTSS    off+200(FP), Z29
+	MOVQ            t+208(FP), R8
+	MOVQ            x1_base+160(FP), R12
+	SUBQ            x0_base+136(FP), R12
+	MOVQ            u8+184(FP), AX
+	VBROADCASTI32X4 (AX), Z30
+	NF4_Q8_SETUP
+	TESTQ           R11, R11
+	JE              q82done
+	NF4_TABLE(dyn+192(FP))
+
+q82row:
+	MOVQ   nb+128(FP), CX
+	SHRQ   $1, CX
+	MOVQ   x0_base+136(FP), DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	TESTQ  CX, CX
+	JE     q82tail
+
+q82pair:
+	TESTQ            $0xff, BX
+	JNE              q82a
+	NF4_TABLE(dyn+192(FP))
+
+q82a:
+	VMOVDQU32        (SI), Z10
+	NF4_Q8_UNPACK
+	NF4_Q8_DOT((DI), 64(DI), 128(DI), 192(DI), Z13)
+	NF4_Q8_DOT((DI)(R12*1), 64(DI)(R12*1), 128(DI)(R12*1), 192(DI)(R12*1), Z14)
+	MOVBLZX          (DX), AX
+	VFMADD231PS.BCST (R8)(AX*4), Z13, K4, Z0
+	VFMADD231PS.BCST (R8)(AX*4), Z14, K4, Z2
+	INCQ             BX
+	TESTQ            $0xff, BX
+	JNE              q82b
+	NF4_TABLE(dyn+192(FP))
+
+q82b:
+	MOVBLZX          1(DX), AX
+	VFMADD231PS.BCST (R8)(AX*4), Z13, K5, Z1
+	VFMADD231PS.BCST (R8)(AX*4), Z14, K5, Z3
+	INCQ             BX
+	ADDQ             $2, DX
+	ADDQ             $64, SI
+	ADDQ             $256, DI
+	DECQ             CX
+	JNE              q82pair
+
+q82tail:
+	MOVQ             nb+128(FP), AX
+	TESTQ            $1, AX
+	JE               q82sum
+	TESTQ            $0xff, BX
+	JNE              q82c
+	NF4_TABLE(dyn+192(FP))
+
+q82c:
+	VMOVDQU8.Z       (SI), K6, Z10
+	NF4_Q8_UNPACK
+	NF4_Q8_DOT((DI), 64(DI), 128(DI), 192(DI), Z13)
+	NF4_Q8_DOT((DI)(R12*1), 64(DI)(R12*1), 128(DI)(R12*1), 192(DI)(R12*1), Z14)
+	MOVBLZX          (DX), AX
+	VFMADD231PS.BCST (R8)(AX*4), Z13, K4, Z0
+	VFMADD231PS.BCST (R8)(AX*4), Z14, K4, Z2
+	INCQ             BX
+	INCQ             DX
+	ADDQ             $32, SI
+
+q82sum:
+	NF4_Q8_HSUM(Z0, Z1, Y0, X0)
+	NF4_Q8_HSUM(Z2, Z3, Y2, X2)
+	MOVQ   y1_base+24(FP), AX
+	SUBQ   y0_base+0(FP), AX
+	VMOVSS X0, (R10)
+	VMOVSS X2, (R10)(AX*1)
+	ADDQ   $4, R10
+	DECQ   R11
+	JNE    q82row
+
+q82done:
 	VZEROUPPER
 	RET

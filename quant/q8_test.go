@@ -127,12 +127,14 @@ func TestInt8DecodeRounding(t *testing.T) {
 		for i := range n {
 			xr := make([]float64, C)
 			for b := 0; b < C; b += 64 {
-				var amax float64
+				var amax float32
 				for _, v := range x[i*C+b : i*C+b+64] {
-					amax = math.Max(amax, math.Abs(float64(v)))
+					amax = max(amax, abs32(v))
 				}
+				// The rounding decision is made on the float32 product
+				// x·(127/amax), as documented.
 				for k := b; k < b+64 && amax > 0; k++ {
-					xr[k] = math.RoundToEven(float64(x[i*C+k])*127/amax) * amax / 127
+					xr[k] = math.RoundToEven(float64(x[i*C+k]*(127/amax))) * float64(amax) / 127
 				}
 			}
 			for o := range R {

@@ -21,8 +21,9 @@ import (
 //
 //	words  0-15: bytes k of the pair's even elements 2k (high nibbles)
 //	words 16-31: bytes k of the odd elements 2k+1 (low nibbles)
-//	words 32-47: int32 -16·Σ x̂ of the lane's block (8 lanes per block),
-//	             which cancels the +128 weight offset exactly
+//	words 32-47: int32 -16·Σc over the int8 codes c of the lane's block;
+//	             its 8 lanes add up to -128·Σc, which cancels the +128
+//	             weight offset exactly
 //	words 48-63: float32 amax/127/127 of the lane's block
 //
 // so lanes 0-7 of every 16-lane vector belong to the pair's first block
@@ -80,9 +81,14 @@ func (q *NF4) mulQ8Decode(p *par.Pool, y, x []float32, n int) {
 // activations xa (q8DecWords(cols) words per row).
 func (q *NF4) rowsQ8(y []float32, xa []uint32, n, lo, hi int) {
 	R, W, nb := q.rows, q8DecWords(q.cols), q.cols/nf4Block
-	p, qa := q.packed[lo*nb*32:hi*nb*32], q.qabs[lo*nb:hi*nb]
-	for i := range n {
-		kern.nf4RowsQ8(y[i*R+lo:i*R+hi], p, qa, q.absmax2, lo*nb, nb, xa[i*W:(i+1)*W], q.dyn, q.offset)
+	p, qa, b0 := q.packed[lo*nb*32:hi*nb*32], q.qabs[lo*nb:hi*nb], lo*nb
+	i := 0
+	for ; i+2 <= n && kern.nf4Rows2Q8 != nil; i += 2 {
+		kern.nf4Rows2Q8(y[i*R+lo:i*R+hi], y[(i+1)*R+lo:(i+1)*R+hi], p, qa, q.absmax2, b0, nb,
+			xa[i*W:(i+1)*W], xa[(i+1)*W:(i+2)*W], q.dyn, q.offset)
+	}
+	for ; i < n; i++ {
+		kern.nf4RowsQ8(y[i*R+lo:i*R+hi], p, qa, q.absmax2, b0, nb, xa[i*W:(i+1)*W], q.dyn, q.offset)
 	}
 }
 
