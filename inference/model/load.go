@@ -23,6 +23,13 @@ type LoadOptions struct {
 
 	Pool *par.Pool // quantizes tensors in parallel; nil means par.Serial
 
+	// Int8 lets NF4 products use int8 activations and integer dot products
+	// (AVX512-VNNI): about twice the decode and prefill speed, at about 1%
+	// relative RMS error against the exact bitsandbytes product (quant's
+	// q8.go documents and tests the bound). Off by default: the exact path
+	// matches PyTorch references to 1e-5.
+	Int8 bool
+
 	// Progress, when set, is called after each tensor with how many of the
 	// total are done. Calls are serialized.
 	Progress func(done, total int)
@@ -107,6 +114,16 @@ func Load(dir string, opt LoadOptions) (*Model, error) {
 	}
 	if cfg.TieEmbeddings {
 		m.Head = m.Embed
+	}
+	if opt.Int8 {
+		for i := range m.Layers {
+			for _, w := range m.Layers[i].W {
+				if q, ok := w.(*quant.NF4); ok {
+					q.SetInt8Decode(true)
+					q.SetInt8Prefill(true)
+				}
+			}
+		}
 	}
 	if err := m.check(); err != nil {
 		f.Close()

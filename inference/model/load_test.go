@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,4 +219,30 @@ func TestAutoQuantKeepsFloat32(t *testing.T) {
 	var seq kvcache.Seq
 	out := m.Forward(nil, NewWorkspace(m, 8, 1), newKV(m, 4), []SeqInput{{Tokens: ref.Sequence, KV: &seq, AllLogits: true}})
 	compareLogits(t, "auto", out[0], ref.Logits.FP32, 1e-4)
+}
+
+// Int8 activations stay within a few percent of the exact NF4 logits (the
+// per-product bound is tested in quant; this checks the option reaches every
+// decoder matrix and the whole network stays close).
+func TestInt8OptionStaysClose(t *testing.T) {
+	ref := loadReference(t)
+	dir := fixtures.Path(t, "fixtures", "tiny-llama")
+	run := func(int8 bool) []float32 {
+		m, err := Load(dir, LoadOptions{Quant: "nf4", Int8: int8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		var seq kvcache.Seq
+		return append([]float32(nil), m.Forward(nil, NewWorkspace(m, 8, 1), newKV(m, 4), []SeqInput{{Tokens: ref.Sequence, KV: &seq, AllLogits: true}})[0]...)
+	}
+	exact, fast := run(false), run(true)
+	var sumSq float64
+	for _, v := range exact {
+		sumSq += float64(v) * float64(v)
+	}
+	rms := math.Sqrt(sumSq / float64(len(exact)))
+	if d := maxDiff(exact, fast); d > 0.1*rms {
+		t.Fatalf("int8 logits differ by %g, more than 10%% of the logits' RMS %g", d, rms)
+	}
 }
