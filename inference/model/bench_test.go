@@ -139,22 +139,24 @@ func BenchmarkPrefill(b *testing.B) {
 
 // BenchmarkDecode: one decode step of `batch` sequences per op, each with 64
 // tokens of context, 2 threads; "lora" gives every sequence its own rank-16
-// adapter on all seven projections ("-prepared": with Bᵀ precomputed);
+// adapter on all seven projections ("-prepared": with Bᵀ precomputed,
+// "-bf16": with A and Bᵀ also kept in bfloat16);
 // "dora" makes those adapters DoRA; "head" gives the first sequence's
 // adapter its own lm_head (modules_to_save), one more pass over a
 // vocab × hidden matrix per step.
 func BenchmarkDecode(b *testing.B) {
 	for _, tc := range []struct {
-		q                          string
-		batch                      int
-		lora, prepared, dora, head bool
+		q                                string
+		batch                            int
+		lora, prepared, dora, head, bf16 bool
 	}{
-		{"none", 1, false, false, false, false}, {"none", 8, false, false, false, false},
-		{"nf4", 1, false, false, false, false}, {"nf4", 8, false, false, false, false},
-		{"nf4", 1, true, false, false, false}, {"nf4", 8, true, false, false, false},
-		{"nf4", 1, true, true, false, false}, {"nf4", 8, true, true, false, false},
-		{"nf4", 1, true, true, true, false}, {"nf4", 8, true, true, true, false},
-		{"nf4", 8, true, true, false, true},
+		{"none", 1, false, false, false, false, false}, {"none", 8, false, false, false, false, false},
+		{"nf4", 1, false, false, false, false, false}, {"nf4", 8, false, false, false, false, false},
+		{"nf4", 1, true, false, false, false, false}, {"nf4", 8, true, false, false, false, false},
+		{"nf4", 1, true, true, false, false, false}, {"nf4", 8, true, true, false, false, false},
+		{"nf4", 1, true, true, true, false, false}, {"nf4", 8, true, true, true, false, false},
+		{"nf4", 8, true, true, false, true, false},
+		{"nf4", 1, true, true, false, false, true}, {"nf4", 8, true, true, false, false, true},
 	} {
 		q, batch := tc.q, tc.batch
 		name := fmt.Sprintf("%s/batch%d", q, batch)
@@ -163,6 +165,9 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		if tc.prepared {
 			name += "-prepared"
+		}
+		if tc.bf16 {
+			name += "-bf16"
 		}
 		if tc.dora {
 			name += "/dora"
@@ -182,6 +187,9 @@ func BenchmarkDecode(b *testing.B) {
 					a := benchAdapter(m, uint64(i))
 					if tc.prepared {
 						a.Prepare()
+					}
+					if tc.bf16 {
+						a.PrepareBF16()
 					}
 					if tc.dora {
 						for _, layer := range a.LoRA {

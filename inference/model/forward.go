@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/loraplex/loraplex/inference/kvcache"
 	"github.com/loraplex/loraplex/inference/ops"
@@ -46,27 +47,26 @@ type Workspace struct {
 	start                          []int // per batch index: first row
 	order                          []int // batch indices, grouped by adapter
 	groups                         []group
-	lora                           []float32 // rows × max LoRA rank: x·Aᵀ
-	bt                             []float32 // max rank × widest output: Bᵀ
+	lora                           []float32 // per module of a step: rows × max LoRA rank, x·Aᵀ
+	bt                             []float32 // Bᵀ of unprepared LoRAs with large groups, per (module, group)
+	maxRank                        int
+	tasks                          []loraTask
+	next                           atomic.Int64 // the next task to claim
 	hx, logits                     []float32
 	out                            [][]float32
 	scores                         [][]float32 // per worker: attention weights
 
 	// State of the current step, read by the parallel loop bodies.
-	batch  []SeqInput
-	kv     *kvcache.Pool
-	layer  int
-	op     rowOp
-	n      int   // rows this step
-	nw     int   // workers this step
-	lr     *LoRA // the LoRA being applied, and its operands
-	lrX    []float32
-	lrY    []float32
-	lrIn   int
-	lrOut  int
-	rowsFn func(lo, hi int)
-	attnFn func(lo, hi int)
-	loraFn func(lo, hi int)
+	batch    []SeqInput
+	kv       *kvcache.Pool
+	layer    int
+	op       rowOp
+	n        int  // rows this step
+	nw       int  // workers this step
+	attnWide bool // attention is worth spreading over the workers
+	rowsFn   func(lo, hi int)
+	attnFn   func(lo, hi int)
+	loraFn   func(lo, hi int)
 }
 
 type rowOp int
@@ -86,7 +86,7 @@ func NewWorkspace(m *Model, maxTokens, maxSeqs int) *Workspace {
 	ws := &Workspace{m: m}
 	ws.rowsFn = ws.rowsWork
 	ws.attnFn = ws.attnWork
-	ws.loraFn = ws.loraWork
+	ws.loraFn = ws.claimLoRA
 	ws.grow(max(maxTokens, 1), max(maxSeqs, 1))
 	return ws
 }
@@ -186,13 +186,10 @@ func (m *Model) Step(p *par.Pool, ws *Workspace, kv *kvcache.Pool, batch []SeqIn
 		}
 	}
 	ws.grow(n, len(batch))
-	if len(ws.lora) < n*maxRank {
-		ws.lora = make([]float32, n*maxRank)
+	if len(ws.lora) < maxModules*n*maxRank {
+		ws.lora = make([]float32, maxModules*n*maxRank)
 	}
-	if wide := max(c.Heads*c.HeadDim, c.Hidden, c.Intermediate); len(ws.bt) < maxRank*wide {
-		ws.bt = make([]float32, maxRank*wide)
-	}
-	ws.batch, ws.kv, ws.n = batch, kv, n
+	ws.batch, ws.kv, ws.n, ws.maxRank = batch, kv, n, maxRank
 	ws.layout()
 	ws.prepareScores(p)
 
@@ -293,6 +290,7 @@ func (ws *Workspace) layout() {
 	}
 	h, half := c.Hidden, c.HeadDim/2
 	ws.itemRows, ws.bigSeqs = ws.itemRows[:0], ws.bigSeqs[:0]
+	keys := 0 // keys the per-row attention visits, per head
 	for _, i := range ws.order {
 		s := &batch[i]
 		row := ws.start[i]
@@ -302,6 +300,7 @@ func (ws *Workspace) layout() {
 		} else {
 			for r := row; r < row+n; r++ {
 				ws.itemRows = append(ws.itemRows, r)
+				keys += s.KV.Len + r - row + 1
 			}
 		}
 		copy(ws.x[row*h:], s.Embeds)
@@ -318,6 +317,8 @@ func (ws *Workspace) layout() {
 			ops.RopeAngles(ws.cos[r*half:(r+1)*half], ws.sin[r*half:(r+1)*half], ws.m.invFreq, s.KV.Len+j)
 		}
 	}
+	// Scores and mixing: two multiply-adds per key and head dimension.
+	ws.attnWide = 2*keys*c.Heads*c.HeadDim >= 4*minParallelWork
 }
 
 // prepareScores makes sure every worker has room for the attention weights
@@ -346,20 +347,21 @@ func (ws *Workspace) layerStep(p *par.Pool, li int) {
 	ws.layer = li
 	h, inter := c.Hidden, c.Intermediate
 	ws.rowLoop(p, opNormIn, h)
-	ws.linear(p, l, Q, ws.q, ws.xn)
-	ws.linear(p, l, K, ws.k, ws.xn)
-	ws.linear(p, l, V, ws.v, ws.xn)
+	ws.linear(p, l, proj{Q, ws.q, ws.xn}, proj{K, ws.k, ws.xn}, proj{V, ws.v, ws.xn})
 	ws.rowLoop(p, opRope, c.Heads*c.HeadDim)
-	p.For(ws.nw, 1, ws.attnFn)
+	if ws.attnWide {
+		p.For(ws.nw, 1, ws.attnFn)
+	} else if len(ws.itemRows) > 0 {
+		ws.attnWork(0, ws.nw)
+	}
 	for _, i := range ws.bigSeqs {
 		ws.attnGEMM(p, i)
 	}
-	ws.linear(p, l, O, ws.xn, ws.attn)
+	ws.linear(p, l, proj{O, ws.xn, ws.attn})
 	ws.rowLoop(p, opResidualNormPost, 2*h)
-	ws.linear(p, l, Gate, ws.gate, ws.xn)
-	ws.linear(p, l, Up, ws.up, ws.xn)
-	ws.rowLoop(p, opSwiGLU, 16*inter) // exp dominates: weigh it heavier
-	ws.linear(p, l, Down, ws.xn, ws.gate)
+	ws.linear(p, l, proj{Gate, ws.gate, ws.xn}, proj{Up, ws.up, ws.xn})
+	ws.rowLoop(p, opSwiGLU, 4*inter) // the exp weighs a few multiply-adds
+	ws.linear(p, l, proj{Down, ws.xn, ws.gate})
 	ws.rowLoop(p, opResidual, h)
 }
 
@@ -409,17 +411,20 @@ func (ws *Workspace) rowsWork(lo, hi int) {
 	}
 }
 
-// attnWork is worker w's share of attention: (row, head) items w, w+nw, …
-// Striding balances causal prefill, where later rows see longer contexts.
+// attnWork is worker w's share of attention: (row, KV head) items w,
+// w+nw, … Striding balances causal prefill, where later rows see longer
+// contexts. An item runs every query head that reads its KV head, so the
+// keys and values come from memory once and from cache for the rest of
+// the group.
 func (ws *Workspace) attnWork(lo, hi int) {
 	c := ws.m.Cfg
 	d, bs := c.HeadDim, ws.kv.BlockSize()
 	qd, group := c.Heads*d, c.Heads/c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(d)))
-	items := len(ws.itemRows) * c.Heads
+	items := len(ws.itemRows) * c.KVHeads
 	for w := lo; w < hi; w++ {
 		for it := w; it < items; it += ws.nw {
-			r, hd := ws.itemRows[it/c.Heads], it%c.Heads
+			r, kvh := ws.itemRows[it/c.KVHeads], it%c.KVHeads
 			seq := ws.batch[ws.rowSeq[r]].KV
 			// Keys [first, n) are visible: all earlier positions, or the
 			// last SlidingWindow of them (Mistral, Qwen2).
@@ -428,48 +433,120 @@ func (ws *Workspace) attnWork(lo, hi int) {
 				first = n - win
 			}
 			sc := ws.scores[w][:n-first]
-			q := ws.q[r*qd+hd*d : r*qd+(hd+1)*d]
-			kvh := hd / group
-			for b := first / bs; b*bs < n; b++ {
-				lo, hi := max(b*bs, first), min((b+1)*bs, n)
-				ops.Scores(sc[lo-first:], q, ws.kv.K(seq.Blocks[b], ws.layer, kvh)[(lo-b*bs)*d:], d, hi-lo, scale)
-			}
-			ops.Softmax(sc)
-			o := ws.attn[r*qd+hd*d : r*qd+(hd+1)*d]
-			clear(o)
-			for b := first / bs; b*bs < n; b++ {
-				lo, hi := max(b*bs, first), min((b+1)*bs, n)
-				ops.Mix(o, sc[lo-first:], ws.kv.V(seq.Blocks[b], ws.layer, kvh)[(lo-b*bs)*d:], d, hi-lo)
+			for hd := kvh * group; hd < (kvh+1)*group; hd++ {
+				q := ws.q[r*qd+hd*d : r*qd+(hd+1)*d]
+				for b := first / bs; b*bs < n; b++ {
+					lo, hi := max(b*bs, first), min((b+1)*bs, n)
+					ops.DotRows(sc[lo-first:], q, ws.kv.K(seq.Blocks[b], ws.layer, kvh)[(lo-b*bs)*d:], hi-lo, scale)
+				}
+				ops.Softmax(sc)
+				o := ws.attn[r*qd+hd*d : r*qd+(hd+1)*d]
+				clear(o)
+				for b := first / bs; b*bs < n; b++ {
+					lo, hi := max(b*bs, first), min((b+1)*bs, n)
+					ops.AxpyRows(o, sc[lo-first:], ws.kv.V(seq.Blocks[b], ws.layer, kvh)[(lo-b*bs)*d:], hi-lo)
+				}
 			}
 		}
 	}
 }
 
-// linear computes y = x·Wᵀ for all rows, adds each adapter group's
-// low-rank update (rescaled for DoRA), then the bias, which DoRA leaves out
-// of its rescale.
-func (ws *Workspace) linear(p *par.Pool, l *Layer, mod Module, y, x []float32) {
-	w := l.W[mod]
-	out, in := w.Rows(), w.Cols()
-	w.MulT(p, y, x, ws.n)
-	for _, g := range ws.groups {
-		if g.a == nil || g.a.LoRA == nil {
-			continue
-		}
-		lr := g.a.LoRA[ws.layer][mod]
-		if lr == nil {
-			continue
-		}
-		if lr.bt == nil && g.hi-g.lo >= loraTransposeRows {
-			ops.Transpose(ws.bt, lr.B, out, lr.R)
-		}
-		ws.lr, ws.lrX, ws.lrY, ws.lrIn, ws.lrOut = lr, x[g.lo*in:g.hi*in], y[g.lo*out:g.hi*out], in, out
-		p.For(g.hi-g.lo, max(1, 1<<15/(lr.R*(in+out))), ws.loraFn)
+// proj is one linear module of a layer applied to x, into y.
+type proj struct {
+	mod  Module
+	y, x []float32
+}
+
+// maxModules is the most projections one linear call takes (q, k and v).
+const maxModules = 3
+
+// loraTask is a run of rows of one adapter group that one worker updates
+// with one module's LoRA.
+type loraTask struct {
+	lr              *LoRA
+	bt              []float32 // Bᵀ, or nil to use B as it is
+	x, y, t         []float32 // the module's whole operands; t is x·Aᵀ scratch
+	in, out, lo, hi int
+}
+
+// linear computes y = x·Wᵀ for all rows of every projection in ps (which
+// read the same kind of input and write distinct outputs), adds each
+// adapter group's low-rank update (rescaled for DoRA), then the bias, which
+// DoRA leaves out of its rescale. The low-rank updates of all groups and
+// modules run as one parallel region: with many adapters each group is a
+// single row, far too little work to spread on its own.
+func (ws *Workspace) linear(p *par.Pool, l *Layer, ps ...proj) {
+	for _, pr := range ps {
+		l.W[pr.mod].MulT(p, pr.y, pr.x, ws.n)
 	}
-	ws.lr, ws.lrX, ws.lrY = nil, nil, nil
-	if b := l.Bias[mod]; b != nil {
-		for r := 0; r < ws.n; r++ {
-			vec.Add(y[r*out:(r+1)*out], b)
+	ws.loraTasks(ps)
+	if len(ws.tasks) > 0 {
+		work := 0
+		for i := range ws.tasks {
+			tk := &ws.tasks[i]
+			work += (tk.hi - tk.lo) * tk.lr.R * (tk.in + tk.out)
+		}
+		ws.next.Store(0)
+		if work < minParallelWork || len(ws.tasks) == 1 {
+			ws.claimLoRA(0, 1)
+		} else {
+			p.For(min(ws.nw, len(ws.tasks)), 1, ws.loraFn)
+		}
+		clear(ws.tasks) // drop the references to adapters
+		ws.tasks = ws.tasks[:0]
+	}
+	for _, pr := range ps {
+		if b := l.Bias[pr.mod]; b != nil {
+			out := len(b)
+			for r := 0; r < ws.n; r++ {
+				vec.Add(pr.y[r*out:(r+1)*out], b)
+			}
+		}
+	}
+}
+
+// minParallelWork is the multiply-adds below which a region stays on the
+// calling goroutine: waking another worker costs more than it saves.
+const minParallelWork = 1 << 15
+
+// loraChunkWork is the multiply-adds of one LoRA task: small enough that
+// the workers balance a big group's rows, large enough that claiming is
+// cheap next to the work.
+const loraChunkWork = 1 << 16
+
+// loraTasks lists the LoRA work of ps for the step's groups, transposing B
+// for unprepared LoRAs whose group is large enough to gain from it.
+func (ws *Workspace) loraTasks(ps []proj) {
+	n, R := ws.n, ws.maxRank
+	btUsed := 0
+	for k, pr := range ps {
+		out, in := ModuleShape(ws.m.Cfg, pr.mod)
+		for _, g := range ws.groups {
+			if g.a == nil || g.a.LoRA == nil {
+				continue
+			}
+			lr := g.a.LoRA[ws.layer][pr.mod]
+			if lr == nil {
+				continue
+			}
+			bt := lr.bt
+			if bt == nil && lr.bt16 == nil && g.hi-g.lo >= loraTransposeRows {
+				if need := btUsed + lr.R*out; len(ws.bt) < need {
+					// Tasks already listed keep the old array alive.
+					ws.bt = make([]float32, 2*need)
+					btUsed = 0
+				}
+				bt = ws.bt[btUsed : btUsed+lr.R*out]
+				btUsed += lr.R * out
+				ops.Transpose(bt, lr.B, out, lr.R)
+			}
+			chunk := max(1, loraChunkWork/(lr.R*(in+out)))
+			for lo := g.lo; lo < g.hi; lo += chunk {
+				ws.tasks = append(ws.tasks, loraTask{
+					lr: lr, bt: bt, x: pr.x, y: pr.y, t: ws.lora[k*n*R : (k+1)*n*R],
+					in: in, out: out, lo: lo, hi: min(g.hi, lo+chunk),
+				})
+			}
 		}
 	}
 }
@@ -478,21 +555,30 @@ func (ws *Workspace) linear(p *par.Pool, l *Layer, mod Module, y, x []float32) {
 // pass over it) pays for itself through vector updates in every row.
 const loraTransposeRows = 4
 
-// loraWork applies the current LoRA to rows [lo, hi) of its group.
-func (ws *Workspace) loraWork(lo, hi int) {
-	lr, in, out := ws.lr, ws.lrIn, ws.lrOut
-	y, t, x := ws.lrY[lo*out:], ws.lora[lo*lr.R:], ws.lrX[lo*in:]
-	switch {
-	case lr.bt != nil:
-		ops.LoRAT(y, t, x, lr.A, lr.bt, hi-lo, in, out, lr.R, lr.Scale)
-	case len(ws.lrY)/out >= loraTransposeRows:
-		ops.LoRAT(y, t, x, lr.A, ws.bt, hi-lo, in, out, lr.R, lr.Scale)
-	default:
-		ops.LoRA(y, t, x, lr.A, lr.B, hi-lo, in, out, lr.R, lr.Scale)
-	}
-	if lr.MagScale != nil {
-		for r := 0; r < hi-lo; r++ {
-			vec.Mul(y[r*out:(r+1)*out], lr.MagScale)
+// claimLoRA is one worker's loop over the step's LoRA tasks; its range is
+// ignored: workers claim tasks in turn, so one that starts late or loses
+// its core does less.
+func (ws *Workspace) claimLoRA(_, _ int) {
+	for {
+		i := int(ws.next.Add(1)) - 1
+		if i >= len(ws.tasks) {
+			return
+		}
+		tk := &ws.tasks[i]
+		lr, in, out, lo, hi := tk.lr, tk.in, tk.out, tk.lo, tk.hi
+		y, t, x := tk.y[lo*out:hi*out], tk.t[lo*lr.R:hi*lr.R], tk.x[lo*in:hi*in]
+		switch {
+		case lr.bt16 != nil:
+			ops.LoRAT16(y, t, x, lr.a16, lr.bt16, hi-lo, in, out, lr.R, lr.Scale)
+		case tk.bt != nil:
+			ops.LoRAT(y, t, x, lr.A, tk.bt, hi-lo, in, out, lr.R, lr.Scale)
+		default:
+			ops.LoRA(y, t, x, lr.A, lr.B, hi-lo, in, out, lr.R, lr.Scale)
+		}
+		if lr.MagScale != nil {
+			for r := 0; r < hi-lo; r++ {
+				vec.Mul(y[r*out:(r+1)*out], lr.MagScale)
+			}
 		}
 	}
 }

@@ -107,13 +107,17 @@ func compareLogits(t *testing.T, what string, got []float32, want [][]float64, t
 func TestTinyLlamaLogits(t *testing.T) {
 	ref := loadReference(t)
 	for _, tc := range []struct {
-		name, quant    string
-		lora, prepared bool
-		want           [][]float64
+		name, quant          string
+		lora, prepared, bf16 bool
+		want                 [][]float64
+		tol                  float64
 	}{
-		{"fp32", "none", false, false, ref.Logits.FP32},
-		{"nf4+lora", "nf4", true, false, ref.Logits.NF4},
-		{"nf4+lora prepared", "nf4", true, true, ref.Logits.NF4},
+		{"fp32", "none", false, false, false, ref.Logits.FP32, 1e-4},
+		{"nf4+lora", "nf4", true, false, false, ref.Logits.NF4, 1e-4},
+		{"nf4+lora prepared", "nf4", true, true, false, ref.Logits.NF4, 1e-4},
+		// bfloat16 adapter weights: the reference's float32 LoRA within
+		// the rounding of A and B.
+		{"nf4+lora bf16", "nf4", true, false, true, ref.Logits.NF4, 5e-3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := loadModel(t, tc.quant, "fixtures", "tiny-llama")
@@ -124,13 +128,16 @@ func TestTinyLlamaLogits(t *testing.T) {
 			if tc.prepared {
 				a.Prepare()
 			}
+			if tc.bf16 {
+				a.PrepareBF16()
+			}
 			for _, workers := range []int{1, 3} {
 				p := par.New(workers)
 				kv := newKV(m, 8)
 				ws := NewWorkspace(m, 8, 1)
 				var seq kvcache.Seq
 				out := m.Forward(p, ws, kv, []SeqInput{{Tokens: ref.Sequence, KV: &seq, Adapter: a, AllLogits: true}})
-				compareLogits(t, fmt.Sprintf("%s workers=%d", tc.name, workers), out[0], tc.want, 1e-4)
+				compareLogits(t, fmt.Sprintf("%s workers=%d", tc.name, workers), out[0], tc.want, tc.tol)
 				if seq.Len != len(ref.Sequence) {
 					t.Fatalf("KV length %d after prefill, want %d", seq.Len, len(ref.Sequence))
 				}

@@ -8,6 +8,10 @@ func SiLU(x float32) float32 { return x / (1 + expf(-x)) }
 func SwiGLU(out, gate, up []float32) {
 	up = up[:len(gate)]
 	out = out[:len(gate)]
+	if n := len(gate) &^ 15; rowKernels && n > 0 {
+		swigluAsm(out[:n], gate[:n], up[:n])
+		out, gate, up = out[n:], gate[n:], up[n:]
+	}
 	// e^-g goes through a stack buffer so out may alias gate.
 	var e [64]float32
 	for lo := 0; lo < len(gate); lo += len(e) {
@@ -27,12 +31,24 @@ func SwiGLU(out, gate, up []float32) {
 func SwiGLUBackward(dgate, dup, dout, gate, up []float32) {
 	n := len(gate)
 	dgate, dup, dout, up = dgate[:n], dup[:n], dout[:n], up[:n]
-	for i, g := range gate {
-		s := 1 / (1 + expf(-g))
-		silu := g * s
-		dup[i] += dout[i] * silu
-		// d silu/dg = s + g·s·(1−s)
-		dgate[i] += dout[i] * up[i] * (s + g*s*(1-s))
+	// e^-g is computed in chunks, like SwiGLU, so the exponential runs
+	// as one loop rather than one call per element.
+	var e [64]float32
+	for lo := 0; lo < n; lo += len(e) {
+		g := gate[lo:min(lo+len(e), n)]
+		t := e[:len(g)]
+		for i, v := range g {
+			t[i] = -v
+		}
+		expSlice(t)
+		for i, v := range g {
+			s := 1 / (1 + t[i])
+			silu := v * s
+			j := lo + i
+			dup[j] += dout[j] * silu
+			// d silu/dg = s + g·s·(1−s)
+			dgate[j] += dout[j] * up[j] * (s + v*s*(1-s))
+		}
 	}
 }
 

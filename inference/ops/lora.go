@@ -3,6 +3,8 @@ package ops
 import (
 	"math"
 
+	"github.com/loraplex/loraplex/quant"
+	"github.com/loraplex/loraplex/quant/par"
 	"github.com/loraplex/loraplex/quant/vec"
 )
 
@@ -35,22 +37,43 @@ func LoRAT(y, t, x, a, bt []float32, n, in, out, r int, scale float32) {
 	}
 }
 
-// LoRABackward accumulates dx, da and dbt (the gradient of Bᵀ, r×out) for
-// LoRA or LoRAT given dy, bt = Bᵀ and the t that the forward produced. dt is
-// r-long scratch. dx may be nil when the input gradient is not needed.
-func LoRABackward(dx, da, dbt, dt, dy, x, t, a, bt []float32, n, in, out, r int, scale float32) {
-	dt = dt[:r]
-	for i := 0; i < n; i++ {
-		dyi, ti, xi := dy[i*out:(i+1)*out], t[i*r:(i+1)*r], x[i*in:(i+1)*in]
-		for j := range dt {
-			dt[j] = scale * dot(dyi, bt[j*out:(j+1)*out]) // dt = scale·dy·B
-			axpy(scale*ti[j], dyi, dbt[j*out:(j+1)*out])  // dBᵀ += scale·tᵀ·dy
-			axpy(dt[j], xi, da[j*in:(j+1)*in])            // dA += dtᵀ·x
-			if dx != nil {
-				axpy(dt[j], a[j*in:(j+1)*in], dx[i*in:(i+1)*in]) // dx += dt·A
-			}
-		}
+// LoRABatch is LoRAT for many rows at once, as two matrix products on the
+// quant kernels split over p: t = x·Aᵀ, then y += (scale·t)·Bᵀ. ts (n×r)
+// is scratch. It sums in another order than LoRAT.
+func LoRABatch(p *par.Pool, y, t, ts, x, a, bt []float32, n, in, out, r int, scale float32) {
+	t, ts = t[:n*r], ts[:n*r]
+	quant.NewF32(r, in, a).MulT(p, t, x, n)
+	for i, v := range t {
+		ts[i] = scale * v
 	}
+	quant.NewF32(r, out, bt).MulGrad(p, y, ts, n)
+}
+
+// LoRABackward accumulates dx, da and dbt (the gradient of Bᵀ, r×out) for
+// LoRA, LoRAT or LoRABatch over n rows given dy, bt = Bᵀ and the t that
+// the forward pass produced, as four matrix products on the quant kernels
+// split over p:
+//
+//	dt = scale·dy·B, dx += dt·A, dA += dtᵀ·x, dBᵀ += scale·tᵀ·dy.
+//
+// scratch holds at least 3·n·r values. dx may be nil when the input
+// gradient is not needed.
+func LoRABackward(p *par.Pool, dx, da, dbt, scratch, dy, x, t, a, bt []float32, n, in, out, r int, scale float32) {
+	dt, dtT, tT := scratch[:n*r], scratch[n*r:2*n*r], scratch[2*n*r:3*n*r]
+	quant.NewF32(r, out, bt).MulT(p, dt, dy, n)
+	for i, v := range dt {
+		dt[i] = scale * v
+	}
+	if dx != nil {
+		quant.NewF32(r, in, a).MulGrad(p, dx, dt, n)
+	}
+	Transpose(dtT, dt, n, r)
+	quant.NewF32(n, in, x).MulGrad(p, da, dtT, r)
+	Transpose(tT, t, n, r)
+	for i, v := range tT {
+		tT[i] = scale * v
+	}
+	quant.NewF32(n, out, dy).MulGrad(p, dbt, tT, r)
 }
 
 // Transpose writes the cols×rows transpose of the rows×cols matrix src to dst.

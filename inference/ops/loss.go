@@ -1,6 +1,10 @@
 package ops
 
-import "math"
+import (
+	"math"
+
+	"github.com/loraplex/loraplex/quant/vec"
+)
 
 // IgnoreIndex marks a target that contributes nothing to the loss, as -100
 // does in PyTorch; any negative target is ignored.
@@ -9,41 +13,47 @@ const IgnoreIndex = -100
 // CrossEntropy returns the mean negative log-likelihood of targets under
 // softmax(logits) over the rows whose target is not negative, and how many
 // rows counted. logits is len(targets)×vocab. When dlogits is not nil it
-// accumulates the gradient of that mean: (softmax − onehot)/count per counted
-// row. With no counted row the loss is 0.
+// receives the gradient of that mean: (softmax − onehot)/count on counted
+// rows and 0 on ignored ones. Unlike the backward functions it overwrites
+// dlogits rather than accumulating into it: each exponential is computed
+// once, into dlogits, and then normalised in place. With no counted row the
+// loss is 0.
 func CrossEntropy(dlogits, logits []float32, vocab int, targets []int32) (loss float32, count int) {
 	for _, t := range targets {
 		if t >= 0 {
 			count++
 		}
 	}
+	if dlogits != nil {
+		clear(dlogits[:len(targets)*vocab])
+	}
 	if count == 0 {
 		return 0, 0
 	}
 	var sum float64
-	inv := 1 / float32(count)
+	inv := 1 / float64(count)
 	for i, t := range targets {
 		if t < 0 {
 			continue
 		}
 		row := logits[i*vocab : (i+1)*vocab]
-		m := row[0]
-		for _, v := range row[1:] {
-			m = max(m, v)
-		}
+		m := row[vec.MaxIndex(row)]
 		var z float64
-		for _, v := range row {
-			z += math.Exp(float64(v - m))
-		}
-		lse := float64(m) + math.Log(z)
-		sum += lse - float64(row[t])
-		if dlogits != nil {
+		if dlogits == nil {
+			for _, v := range row {
+				z += math.Exp(float64(v - m))
+			}
+		} else {
 			g := dlogits[i*vocab : (i+1)*vocab]
 			for j, v := range row {
-				g[j] += float32(math.Exp(float64(v)-lse)) * inv
+				e := math.Exp(float64(v - m))
+				z += e
+				g[j] = float32(e)
 			}
-			g[t] -= inv
+			vec.Scale(float32(inv/z), g)
+			g[t] -= float32(inv)
 		}
+		sum += float64(m) + math.Log(z) - float64(row[t])
 	}
 	return float32(sum / float64(count)), count
 }

@@ -207,24 +207,81 @@ func attention64(q, k, v []float64, T int, sh AttnShape) []float64 {
 	return out
 }
 
+// attentionSeqs64 runs attention64 on consecutive sequences of lens rows.
+func attentionSeqs64(q, k, v []float64, lens []int, sh AttnShape) []float64 {
+	qd, kd := sh.Heads*sh.HeadDim, sh.KVHeads*sh.HeadDim
+	var out []float64
+	r := 0
+	for _, T := range lens {
+		out = append(out, attention64(q[r*qd:(r+T)*qd], k[r*kd:(r+T)*kd], v[r*kd:(r+T)*kd], T, sh)...)
+		r += T
+	}
+	return out
+}
+
+// dirGrad is the derivative of L = Σ dy·f() along the direction u of p, by
+// central differences; it checks a gradient g through Σ g·u without
+// differentiating every element.
+func dirGrad(p, u, dy []float64, f func() []float64) float64 {
+	const h = 1e-5
+	old := append([]float64(nil), p...)
+	loss := func(sign float64) float64 {
+		for i := range p {
+			p[i] = old[i] + sign*h*u[i]
+		}
+		var s float64
+		for i, y := range f() {
+			s += dy[i] * y
+		}
+		return s
+	}
+	d := (loss(1) - loss(-1)) / (2 * h)
+	copy(p, old)
+	return d
+}
+
 func TestAttention(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, sh := range []AttnShape{{Heads: 4, KVHeads: 2, HeadDim: 8}, {Heads: 3, KVHeads: 3, HeadDim: 4}, {Heads: 4, KVHeads: 1, HeadDim: 2}} {
 		sh.Scale = float32(1 / math.Sqrt(float64(sh.HeadDim)))
-		const T = 5
-		qd, kd := sh.Heads*sh.HeadDim, sh.KVHeads*sh.HeadDim
-		q, k, v, dy := randVec(r, T*qd, 1.5), randVec(r, T*kd, 1.5), randVec(r, T*kd, 1), randVec(r, T*qd, 1)
-		for _, p := range []*par.Pool{par.Serial, par.New(3)} {
-			out, probs := make([]float32, T*qd), make([]float32, sh.Heads*T*T)
-			Attention(p, out, probs, f32(q), f32(k), f32(v), T, sh)
-			ref := func() []float64 { return attention64(q, k, v, T, sh) }
-			near(t, "attention", out, ref(), 1e-5)
+		// Short sequences: every gradient element by finite differences.
+		// Long ones cross the 64-row query blocks (a ragged last block
+		// included) and are checked along random directions.
+		for _, lens := range [][]int{{5}, {3, 1, 4}, {70, 130}} {
+			rows := 0
+			for _, T := range lens {
+				rows += T
+			}
+			qd, kd := sh.Heads*sh.HeadDim, sh.KVHeads*sh.HeadDim
+			q, k, v, dy := randVec(r, rows*qd, 1.5), randVec(r, rows*kd, 1.5), randVec(r, rows*kd, 1), randVec(r, rows*qd, 1)
+			ref := func() []float64 { return attentionSeqs64(q, k, v, lens, sh) }
+			for _, p := range []*par.Pool{par.Serial, par.New(3)} {
+				ws := new(AttnScratch)
+				out, probs := make([]float32, rows*qd), make([]float32, AttnProbsLen(lens, sh))
+				Attention(p, ws, out, probs, f32(q), f32(k), f32(v), lens, sh)
+				near(t, "attention", out, ref(), 1e-5)
 
-			dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
-			AttentionBackward(p, dq, dk, dv, f32(dy), probs, f32(q), f32(k), f32(v), T, sh)
-			near(t, "dq", dq, numGrad(q, dy, ref), 1e-4)
-			near(t, "dk", dk, numGrad(k, dy, ref), 1e-4)
-			near(t, "dv", dv, numGrad(v, dy, ref), 1e-4)
+				dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
+				AttentionBackward(p, ws, dq, dk, dv, f32(dy), probs, f32(q), f32(k), f32(v), lens, sh)
+				if rows < 16 {
+					near(t, "dq", dq, numGrad(q, dy, ref), 1e-4)
+					near(t, "dk", dk, numGrad(k, dy, ref), 1e-4)
+					near(t, "dv", dv, numGrad(v, dy, ref), 1e-4)
+					continue
+				}
+				for _, c := range []struct {
+					name string
+					x    []float64
+					g    []float32
+				}{{"dq", q, dq}, {"dk", k, dk}, {"dv", v, dv}} {
+					u := randVec(r, len(c.x), 1)
+					var got float64
+					for i, g := range c.g {
+						got += float64(g) * u[i]
+					}
+					near(t, c.name+" along a direction", []float32{float32(got)}, []float64{dirGrad(c.x, u, dy, ref)}, 1e-4)
+				}
+			}
 		}
 	}
 }
@@ -290,13 +347,19 @@ func TestLoRA(t *testing.T) {
 	LoRAT(y, tt, f32(x), f32(a), bt, n, in, out, rank, scale)
 	near(t, "lora transposed", y, ref(), 1e-5)
 
-	dx, da, dbt, dt := make([]float32, n*in), make([]float32, rank*in), make([]float32, rank*out), make([]float32, rank)
-	LoRABackward(dx, da, dbt, dt, f32(dy), f32(x), tt, f32(a), bt, n, in, out, rank, scale)
-	near(t, "dx", dx, numGrad(x, dy, ref), 1e-4)
-	near(t, "da", da, numGrad(a, dy, ref), 1e-4)
-	db := make([]float32, out*rank)
-	Transpose(db, dbt, rank, out)
-	near(t, "db", db, numGrad(b, dy, ref), 1e-4)
+	for _, p := range []*par.Pool{par.Serial, par.New(3)} {
+		y, tb := f32(y0), make([]float32, n*rank)
+		LoRABatch(p, y, tb, make([]float32, n*rank), f32(x), f32(a), bt, n, in, out, rank, scale)
+		near(t, "lora batch", y, ref(), 1e-5)
+
+		dx, da, dbt := make([]float32, n*in), make([]float32, rank*in), make([]float32, rank*out)
+		LoRABackward(p, dx, da, dbt, make([]float32, 3*n*rank), f32(dy), f32(x), tb, f32(a), bt, n, in, out, rank, scale)
+		near(t, "dx", dx, numGrad(x, dy, ref), 1e-4)
+		near(t, "da", da, numGrad(a, dy, ref), 1e-4)
+		db := make([]float32, out*rank)
+		Transpose(db, dbt, rank, out)
+		near(t, "db", db, numGrad(b, dy, ref), 1e-4)
+	}
 }
 
 func TestExpf(t *testing.T) {

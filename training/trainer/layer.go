@@ -22,12 +22,12 @@ func (t *Trainer) forwardLayer(p *par.Pool, li int, c *acts, x, xout []float32) 
 
 	p.For(n, rowGrain(h), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			ops.RMSNorm(c.h1[r*h:(r+1)*h], x[r*h:(r+1)*h], L.InNorm, eps)
+			ops.RMSNorm(t.h1[r*h:(r+1)*h], x[r*h:(r+1)*h], L.InNorm, eps)
 		}
 	})
-	t.linear(p, li, c, model.Q, c.q, c.h1)
-	t.linear(p, li, c, model.K, c.k, c.h1)
-	t.linear(p, li, c, model.V, c.v, c.h1)
+	t.linear(p, li, c, model.Q, c.q, t.h1)
+	t.linear(p, li, c, model.K, c.k, t.h1)
+	t.linear(p, li, c, model.V, c.v, t.h1)
 	p.For(n, rowGrain(qd+kd), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			pos := t.pos[r]
@@ -40,55 +40,63 @@ func (t *Trainer) forwardLayer(p *par.Pool, li int, c *acts, x, xout []float32) 
 			}
 		}
 	})
-	po := 0
-	for s, r0 := range t.starts {
-		T := t.lens[s]
-		ops.Attention(p, c.a[r0*qd:], c.probs[po:], c.q[r0*qd:], c.k[r0*kd:], c.v[r0*kd:], T, t.shape)
-		po += cfg.Heads * T * T
-	}
+	ops.Attention(p, &t.attn, c.a, c.probs, c.q, c.k, c.v, t.lens, t.shape)
 	t.linear(p, li, c, model.O, xout, c.a)
 	p.For(n, rowGrain(2*h), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			x2 := c.x2[r*h : (r+1)*h]
 			copy(x2, x[r*h:(r+1)*h])
 			vec.Add(x2, xout[r*h:(r+1)*h])
-			ops.RMSNorm(c.h2[r*h:(r+1)*h], x2, L.PostNorm, eps)
+			ops.RMSNorm(t.h2[r*h:(r+1)*h], x2, L.PostNorm, eps)
 		}
 	})
-	t.linear(p, li, c, model.Gate, c.gate, c.h2)
-	t.linear(p, li, c, model.Up, c.up, c.h2)
+	t.linear(p, li, c, model.Gate, c.gate, t.h2)
+	t.linear(p, li, c, model.Up, c.up, t.h2)
 	p.For(n, rowGrain(16*f), func(lo, hi int) {
-		ops.SwiGLU(c.mlp[lo*f:hi*f], c.gate[lo*f:hi*f], c.up[lo*f:hi*f])
+		ops.SwiGLU(t.mlp[lo*f:hi*f], c.gate[lo*f:hi*f], c.up[lo*f:hi*f])
 	})
-	t.linear(p, li, c, model.Down, xout, c.mlp)
+	t.linear(p, li, c, model.Down, xout, t.mlp)
 	vec.Add(xout[:n*h], c.x2[:n*h])
 }
 
 // backwardLayer turns dx from ∂L/∂(layer output) into ∂L/∂x in place,
 // accumulating the adapter's gradients on the way. Unless the forward pass
-// kept layer li's activations, it first recomputes them from the input x.
+// kept layer li's activations, it first recomputes them from the input x;
+// if it kept them, it recomputes only the normed inputs and the SwiGLU
+// output, which are cheap elementwise functions of kept values and are
+// not kept per layer (about a quarter of a layer's activations).
 func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 	c, g := t.acts(li), &t.g
-	if c == &t.c {
-		t.forwardLayer(p, li, c, x, t.out)
-	}
 	cfg := t.m.Cfg
 	L := &t.m.Layers[li]
 	n, h, f := t.n, cfg.Hidden, cfg.Intermediate
 	d, half := cfg.HeadDim, cfg.HeadDim/2
 	qd, kd := cfg.Heads*d, cfg.KVHeads*d
 	eps := float32(cfg.NormEps)
+	if c == &t.c {
+		t.forwardLayer(p, li, c, x, t.out)
+	} else {
+		p.For(n, rowGrain(4*h), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				ops.RMSNorm(t.h1[r*h:(r+1)*h], x[r*h:(r+1)*h], L.InNorm, eps)
+				ops.RMSNorm(t.h2[r*h:(r+1)*h], c.x2[r*h:(r+1)*h], L.PostNorm, eps)
+			}
+		})
+		p.For(n, rowGrain(16*f), func(lo, hi int) {
+			ops.SwiGLU(t.mlp[lo*f:hi*f], c.gate[lo*f:hi*f], c.up[lo*f:hi*f])
+		})
+	}
 
 	// MLP: xout = x2 + down(swiglu(gate(h2), up(h2))).
 	dmlp := zeroed(g.dmlp, n*f)
-	t.linearBackward(p, li, c, model.Down, dmlp, dx, c.mlp)
+	t.linearBackward(p, li, c, model.Down, dmlp, dx, t.mlp)
 	dgate, dup := zeroed(g.dgate, n*f), zeroed(g.dup, n*f)
 	p.For(n, rowGrain(16*f), func(lo, hi int) {
 		ops.SwiGLUBackward(dgate[lo*f:hi*f], dup[lo*f:hi*f], dmlp[lo*f:hi*f], c.gate[lo*f:hi*f], c.up[lo*f:hi*f])
 	})
 	dh := zeroed(g.dh, n*h)
-	t.linearBackward(p, li, c, model.Gate, dh, dgate, c.h2)
-	t.linearBackward(p, li, c, model.Up, dh, dup, c.h2)
+	t.linearBackward(p, li, c, model.Gate, dh, dgate, t.h2)
+	t.linearBackward(p, li, c, model.Up, dh, dup, t.h2)
 	p.For(n, rowGrain(2*h), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			ops.RMSNormBackward(dx[r*h:(r+1)*h], nil, dh[r*h:(r+1)*h], c.x2[r*h:(r+1)*h], L.PostNorm, eps)
@@ -99,12 +107,7 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 	da := zeroed(g.da, n*qd)
 	t.linearBackward(p, li, c, model.O, da, dx, c.a)
 	dq, dk, dv := zeroed(g.dq, n*qd), zeroed(g.dk, n*kd), zeroed(g.dv, n*kd)
-	po := 0
-	for s, r0 := range t.starts {
-		T := t.lens[s]
-		ops.AttentionBackward(p, dq[r0*qd:], dk[r0*kd:], dv[r0*kd:], da[r0*qd:], c.probs[po:], c.q[r0*qd:], c.k[r0*kd:], c.v[r0*kd:], T, t.shape)
-		po += cfg.Heads * T * T
-	}
+	ops.AttentionBackward(p, &t.attn, dq, dk, dv, da, c.probs, c.q, c.k, c.v, t.lens, t.shape)
 	p.For(n, rowGrain(qd+kd), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			pos := t.pos[r]
@@ -118,9 +121,9 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 		}
 	})
 	dh = zeroed(g.dh, n*h)
-	t.linearBackward(p, li, c, model.Q, dh, dq, c.h1)
-	t.linearBackward(p, li, c, model.K, dh, dk, c.h1)
-	t.linearBackward(p, li, c, model.V, dh, dv, c.h1)
+	t.linearBackward(p, li, c, model.Q, dh, dq, t.h1)
+	t.linearBackward(p, li, c, model.K, dh, dk, t.h1)
+	t.linearBackward(p, li, c, model.V, dh, dv, t.h1)
 	p.For(n, rowGrain(2*h), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			ops.RMSNormBackward(dx[r*h:(r+1)*h], nil, dh[r*h:(r+1)*h], x[r*h:(r+1)*h], L.InNorm, eps)
@@ -135,8 +138,8 @@ func zeroed(b []float32, n int) []float32 {
 }
 
 // linear computes y = x·Wᵀ + LoRA (+ bias) for all rows, in the same order
-// of operations as the inference forward pass, so both give identical
-// logits.
+// of operations as the inference forward pass; only the LoRA products sum
+// in another order (see TestLogitsMatchInference).
 func (t *Trainer) linear(p *par.Pool, li int, c *acts, mod model.Module, y, x []float32) {
 	L := &t.m.Layers[li]
 	w := L.W[mod]
@@ -158,16 +161,13 @@ func (t *Trainer) loraForward(p *par.Pool, li int, c *acts, mod model.Module, y,
 	}
 	n, out, in := t.n, len(lr.B)/lr.R, len(lr.A)/lr.R
 	if t.train {
-		xd := c.xd[mod][:n*in]
+		xd := t.xd[:n*in]
 		t.dropout(p, li, mod, xd, x[:n*in])
 		x = xd
 	}
 	bt := grow(&t.g.bt, lr.R*out)
 	ops.Transpose(bt, lr.B, out, lr.R)
-	tt := c.t[mod]
-	p.For(n, rowGrain(lr.R*(in+out)), func(lo, hi int) {
-		ops.LoRAT(y[lo*out:], tt[lo*lr.R:], x[lo*in:], lr.A, bt, hi-lo, in, out, lr.R, lr.Scale)
-	})
+	ops.LoRABatch(p, y, c.t[mod], grow(&t.g.lora, 3*n*lr.R), x, lr.A, bt, n, in, out, lr.R, lr.Scale)
 }
 
 // linearBackward accumulates dx += dy·W and the LoRA gradients of module mod
@@ -182,42 +182,18 @@ func (t *Trainer) linearBackward(p *par.Pool, li int, c *acts, mod model.Module,
 	}
 	dxl, xin := dx, x
 	if t.train {
-		x = c.xd[mod][:n*in]
+		// The dropped-out input is recomputed rather than kept: the mask
+		// is a pure function of its position, and keeping it would cost
+		// as much memory as all the layer's other activations.
+		x = t.xd[:n*in]
+		t.dropout(p, li, mod, x, xin[:n*in])
 		dxl = zeroed(t.g.dxd, n*in)
 	}
 	r := lr.R
 	bt := grow(&t.g.bt, r*out)
 	ops.Transpose(bt, lr.B, out, r)
-	// Rows are split into one chunk per worker; each chunk accumulates its
-	// own A and Bᵀ gradients, summed afterwards, so no two workers write
-	// the same value.
-	chunks := min(p.Workers(), n)
-	step := (n + chunks - 1) / chunks
-	for len(t.g.dt) < chunks {
-		t.g.dt = append(t.g.dt, nil)
-		t.g.chunkA = append(t.g.chunkA, nil)
-		t.g.chunkB = append(t.g.chunkB, nil)
-	}
-	gA, tt := t.gA[li][mod], c.t[mod]
-	p.For(chunks, 1, func(lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
-			r0, r1 := ch*step, min((ch+1)*step, n)
-			dA := gA
-			if ch > 0 {
-				dA = zeroed(grow(&t.g.chunkA[ch], len(gA)), len(gA))
-			}
-			dBt := zeroed(grow(&t.g.chunkB[ch], r*out), r*out)
-			if r0 >= r1 {
-				continue
-			}
-			ops.LoRABackward(dxl[r0*in:], dA, dBt, grow(&t.g.dt[ch], r), dy[r0*out:], x[r0*in:], tt[r0*r:], lr.A, bt, r1-r0, in, out, r, lr.Scale)
-		}
-	})
-	dBt := t.g.chunkB[0]
-	for ch := 1; ch < chunks; ch++ {
-		vec.Add(gA, t.g.chunkA[ch])
-		vec.Add(dBt, t.g.chunkB[ch])
-	}
+	dBt := zeroed(grow(&t.g.dbt, r*out), r*out)
+	ops.LoRABackward(p, dxl, t.gA[li][mod], dBt, grow(&t.g.lora, 3*n*r), dy, x, c.t[mod], lr.A, bt, n, in, out, r, lr.Scale)
 	gB := t.gB[li][mod]
 	for j := 0; j < r; j++ {
 		for o, v := range dBt[j*out : (j+1)*out] {
@@ -225,7 +201,7 @@ func (t *Trainer) linearBackward(p *par.Pool, li int, c *acts, mod model.Module,
 		}
 	}
 	if t.train {
-		t.dropoutGrad(p, li, mod, dx[:n*in], dxl, c.xd[mod][:n*in], xin[:n*in])
+		t.dropoutGrad(p, li, mod, dx[:n*in], dxl, x, xin[:n*in])
 	}
 }
 
@@ -244,15 +220,22 @@ func (t *Trainer) dropout(p *par.Pool, li int, mod model.Module, dst, src []floa
 	keep := float32(1 / (1 - float64(t.cfg.Dropout)))
 	threshold := uint64(float64(t.cfg.Dropout) * 65536)
 	base := mix(t.cfg.Seed ^ mix(t.key^mix(uint64(li)<<8|uint64(mod))))
+	// factor[1] applies where the uniform u is below the threshold: the
+	// sign bit of u − threshold picks it without a branch.
+	factor := [2]float32{keep, 0}
 	p.For((len(src)+3)/4, 1<<12, func(lo, hi int) {
 		for q := lo; q < hi; q++ {
 			h := mix(base + uint64(q))
-			for i := 4 * q; i < min(4*q+4, len(src)); i++ {
-				v := src[i] * keep
-				if h&0xffff < threshold {
-					v = 0
-				}
-				dst[i] = v
+			if i := 4 * q; i+4 <= len(src) {
+				s, d := src[i:i+4:i+4], dst[i:i+4:i+4]
+				d[0] = s[0] * factor[(h&0xffff-threshold)>>63]
+				d[1] = s[1] * factor[(h>>16&0xffff-threshold)>>63]
+				d[2] = s[2] * factor[(h>>32&0xffff-threshold)>>63]
+				d[3] = s[3] * factor[(h>>48-threshold)>>63]
+				continue
+			}
+			for i := 4 * q; i < len(src); i++ {
+				dst[i] = src[i] * factor[(h&0xffff-threshold)>>63]
 				h >>= 16
 			}
 		}

@@ -28,7 +28,9 @@ type Config struct {
 	// module's input during training (PEFT's lora_dropout), in [0, 1).
 	Dropout float32
 	// LogitRows bounds how many rows of vocabulary logits exist at once;
-	// the head and the loss run in chunks of this many rows. Default 64.
+	// the head and the loss run in chunks of this many rows. Default 256:
+	// the head's backward widens its weights once per chunk, and 256 rows
+	// of logits and their gradient take 65 MB at a vocabulary of 32000.
 	LogitRows int
 	// Seed drives the dropout masks.
 	Seed uint64
@@ -43,7 +45,7 @@ type Config struct {
 // Validate fills defaults and rejects nonsense.
 func (c *Config) Validate() error {
 	if c.LogitRows == 0 {
-		c.LogitRows = 64
+		c.LogitRows = 256
 	}
 	if c.Dropout < 0 || c.Dropout >= 1 || c.LogitRows < 1 || c.KeepBytes < 0 {
 		return fmt.Errorf("%w: dropout must be in [0, 1) and LogitRows positive, got %v and %d", ErrConfig, c.Dropout, c.LogitRows)
@@ -103,21 +105,23 @@ type Trainer struct {
 	kept  []acts      // activations of layers 0..keepN-1, kept from the forward pass
 	keepN int
 	g     grads
-	out   []float32 // scratch layer output during recomputation
+	attn  ops.AttnScratch
+	// The layer being computed's normed inputs, SwiGLU output and
+	// dropped-out LoRA input: recomputed in the backward pass, not kept.
+	h1, h2, mlp, xd []float32
+	out             []float32 // scratch layer output during recomputation
 }
 
 // acts are one layer's activations, kept for its backward pass.
 type acts struct {
-	h1, q, k, v, probs, a, x2, h2, gate, up, mlp []float32
-	t                                            [model.NumModules][]float32 // x·Aᵀ per module
-	xd                                           [model.NumModules][]float32 // dropped-out LoRA inputs
+	q, k, v, probs, a, x2, gate, up []float32
+	t                               [model.NumModules][]float32 // x·Aᵀ per module
 }
 
 // grads is the backward scratch.
 type grads struct {
 	dx, dh, da, dq, dk, dv, dgate, dup, dmlp, dxd []float32
-	dt, chunkA, chunkB                            [][]float32 // per worker chunk
-	hn, dhn, logits, dlogits, bt                  []float32
+	hn, dhn, logits, dlogits, bt, dbt, lora       []float32
 }
 
 // New binds a trainer to a frozen model and the adapter to train.
@@ -322,10 +326,7 @@ func (t *Trainer) size(n int) {
 	for i := range t.xs {
 		grow(&t.xs[i], n*h)
 	}
-	probs := 0
-	for _, l := range t.lens {
-		probs += c.Heads * l * l
-	}
+	probs := ops.AttnProbsLen(t.lens, t.shape)
 	perLayer := t.c.size(t, n, probs)
 	t.keepN = 0
 	if t.keepAll {
@@ -349,7 +350,11 @@ func (t *Trainer) size(n int) {
 	grow(&g.dgate, n*f)
 	grow(&g.dup, n*f)
 	grow(&g.dmlp, n*f)
+	grow(&t.h1, n*h)
+	grow(&t.h2, n*h)
+	grow(&t.mlp, n*f)
 	if t.cfg.Dropout > 0 {
+		grow(&t.xd, n*maxIn)
 		grow(&g.dxd, n*maxIn)
 	}
 	rows := min(n, t.cfg.LogitRows)
@@ -368,27 +373,20 @@ func (a *acts) size(t *Trainer, n, probs int) int64 {
 		grow(b, n)
 		floats += n
 	}
-	g(&a.h1, n*h)
 	g(&a.q, n*qd)
 	g(&a.k, n*kd)
 	g(&a.v, n*kd)
 	g(&a.probs, probs)
 	g(&a.a, n*qd)
 	g(&a.x2, n*h)
-	g(&a.h2, n*h)
 	g(&a.gate, n*f)
 	g(&a.up, n*f)
-	g(&a.mlp, n*f)
 	for mod := range model.NumModules {
 		r := t.rank(model.Module(mod))
 		if r == 0 {
 			continue
 		}
 		g(&a.t[mod], n*r)
-		if t.cfg.Dropout > 0 {
-			_, in := model.ModuleShape(c, model.Module(mod))
-			g(&a.xd[mod], n*in)
-		}
 	}
 	return 4 * int64(floats)
 }
