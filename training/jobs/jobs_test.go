@@ -296,12 +296,18 @@ func TestCancelRunningJob(t *testing.T) {
 	m, _ := open(t, t.TempDir(), Config{}, stories(t))
 	defer m.Close()
 	f := upload(t, m, "qa.jsonl", qaFile)
-	var deleteErr error
-	var cancelled *Job
+	// The hook runs on the job's goroutine and Wait may return as soon as
+	// CancelJob has marked the job, so the results travel over a channel.
+	type stepResult struct {
+		deleteErr error
+		cancelled *Job
+	}
+	results := make(chan stepResult, 1)
 	m.afterStep = func(id string, step int) {
 		if step == 1 {
-			deleteErr = m.DeleteFile(ctx, f.ID)
-			cancelled, _ = m.CancelJob(ctx, id)
+			de := m.DeleteFile(ctx, f.ID)
+			c, _ := m.CancelJob(ctx, id)
+			results <- stepResult{de, c}
 		}
 	}
 	j, err := m.CreateJob(ctx, CreateJobRequest{Model: "stories260k", TrainingFile: f.ID, Hyperparameters: &Hyperparameters{BatchSize: Num(1)}})
@@ -312,6 +318,8 @@ func TestCancelRunningJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := <-results
+	deleteErr, cancelled := r.deleteErr, r.cancelled
 	wantKind(t, deleteErr, ErrConflict, "file_id")
 	if cancelled == nil || cancelled.Status != StatusCancelled || done.Status != StatusCancelled || done.FineTunedModel != nil {
 		t.Fatalf("cancel returned %+v; job ended %+v", cancelled, done)
