@@ -176,7 +176,7 @@ func TestDoRAServesThroughFile(t *testing.T) {
 	if err := m.PrepareAdapter(nil, mem); err != nil {
 		t.Fatal(err)
 	}
-	load := NewModelLoader(m, "", nil, nil)
+	load := NewModelLoader(m, Options{}, nil)
 	file, err := load(t.Context(), dir, "dora@1")
 	if err != nil {
 		t.Fatal(err)
