@@ -199,7 +199,7 @@ func bnbGroup(name string, q *quant.NF4, srcT safetensors.Tensor) (group, error)
 		if len(srcT.Shape) != 2 || srcT.Shape[0] != q.Rows() || srcT.Shape[1] != q.Cols() {
 			return group{}, fmt.Errorf("%w: %s is %v in the source but [%d %d] in the model", ErrMismatch, name, srcT.Shape, q.Rows(), q.Cols())
 		}
-		if want := torchDType(srcT.DType); st.DType != want {
+		if want := srcT.DType.TorchName(); st.DType != want {
 			return group{}, fmt.Errorf("%w: %s was quantized from %s, but the source stores %s: load the model from the source directory", ErrMismatch, name, st.DType, want)
 		}
 	}
@@ -216,19 +216,6 @@ func bnbGroup(name string, q *quant.NF4, srcT safetensors.Tensor) (group, error)
 		g.bytes += int64(len(t.Data))
 	}
 	return g, nil
-}
-
-// torchDType names a safetensors dtype as bitsandbytes' quant_state does.
-func torchDType(d safetensors.DType) string {
-	switch d {
-	case safetensors.BF16:
-		return "bfloat16"
-	case safetensors.F16:
-		return "float16"
-	case safetensors.F32:
-		return "float32"
-	}
-	return strings.ToLower(string(d))
 }
 
 // shard packs groups in order into shards of at most max bytes (a group

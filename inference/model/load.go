@@ -206,7 +206,7 @@ func (ld *loader) linear(name string, rows, cols int) (quant.Matrix, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadCheckpoint, err)
 	}
 	q := quant.QuantizeNF4(rows, cols, w)
-	q.SetSourceDType(torchDType(t.DType))
+	q.SetSourceDType(t.DType.TorchName())
 	return q, nil
 }
 
@@ -260,15 +260,4 @@ func (ld *loader) bnb(name string, rows, cols int) (quant.Matrix, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadCheckpoint, name, err)
 	}
 	return q, nil
-}
-
-// torchDType names a safetensors dtype the way bitsandbytes' quant_state does.
-func torchDType(d safetensors.DType) string {
-	switch d {
-	case safetensors.BF16:
-		return "bfloat16"
-	case safetensors.F16:
-		return "float16"
-	}
-	return "float32"
 }

@@ -1,5 +1,7 @@
 package safetensors
 
+import "strings"
+
 // DType is a safetensors element type, spelled as in the file header.
 type DType string
 
@@ -39,6 +41,21 @@ var dtypeBits = map[DType]int{
 
 // Bits is the size of one element in bits, or 0 for an unknown type.
 func (d DType) Bits() int { return dtypeBits[d] }
+
+// TorchName is the PyTorch name of a floating-point dtype ("bfloat16",
+// "float16", "float32"), as bitsandbytes writes it into quant_state; other
+// dtypes get their safetensors name in lower case.
+func (d DType) TorchName() string {
+	switch d {
+	case BF16:
+		return "bfloat16"
+	case F16:
+		return "float16"
+	case F32:
+		return "float32"
+	}
+	return strings.ToLower(string(d))
+}
 
 // Valid reports whether d is a type the format defines.
 func (d DType) Valid() bool { return dtypeBits[d] != 0 }
