@@ -28,10 +28,20 @@ const (
 	// minRowWork is the smallest number of multiply-adds worth handing to
 	// another worker; below it the hand-off costs more than it saves.
 	minRowWork = 1 << 15
-	// shareWork is the multiply-adds in one share of a product with a few
-	// activation rows (decoding): 256K weights, 128 KiB of NF4, long
+	// shareWork is the most multiply-adds in one share of a product with a
+	// few activation rows (decoding): 256K weights, 128 KiB of NF4, long
 	// enough a stretch for the hardware prefetchers.
 	shareWork = 1 << 18
+	// minShareWork is the fewest: 16K multiply-adds take a microsecond or
+	// more, against tens of nanoseconds to claim a share.
+	minShareWork = 1 << 14
+	// sharesPerWorker is how many shares each worker gets at least, where
+	// the matrix is big enough, so a worker that starts late or loses its
+	// core hands its remaining shares to the others.
+	sharesPerWorker = 4
+	// shareAlign rows of float32 output fill a cache line, so workers
+	// writing neighbouring shares do not share lines of y.
+	shareAlign = 16
 	// panelRows weight rows are widened together for batched products: 16
 	// rows of 2048-5632 columns (128-360 KiB) stay in L2 while every
 	// activation row passes over them.
@@ -73,8 +83,18 @@ func checkMul(name string, s source, out, in []float32, outCols, inCols, n int) 
 // stretch of y (no false sharing except at the run ends).
 func rowGrain(cols, n int) int { return max(1, minRowWork/max(1, cols*n)) }
 
-// shareRows is the number of weight rows in one share (see runShared).
-func shareRows(cols, n int) int { return max(1, shareWork/max(1, cols*n)) }
+// shareRows is the number of weight rows in one share of a product of
+// rows×cols weights with n activation rows on p (see runShared): enough
+// shares that every worker gets sharesPerWorker of them, but none so small
+// that claiming it costs more than a few percent of running it.
+func shareRows(p *par.Pool, rows, cols, n int) int {
+	work := max(1, cols*n)
+	hi := max(1, shareWork/work)
+	lo := min(hi, max(1, minShareWork/work))
+	share := (rows + p.Workers()*sharesPerWorker - 1) / (p.Workers() * sharesPerWorker)
+	share = (share + shareAlign - 1) / shareAlign * shareAlign
+	return min(hi, max(lo, share))
+}
 
 type jobKind uint8
 
@@ -136,8 +156,8 @@ func start(p *par.Pool, kind jobKind, s source, out, in []float32, n, total, gra
 // the workers claim one after another until none are left, then releases
 // j. A fixed split would make the call wait for its slowest worker: one
 // that wakes late or loses its core to another process. Shares cost little
-// to claim and are long enough that each worker still streams the weights
-// in stretches of 128 KiB or more.
+// to claim; shareRows sizes them so that small matrices still split evenly
+// and large ones stream the weights in stretches of up to 128 KiB.
 func (j *job) runShared(p *par.Pool, total, share int) {
 	j.total, j.share = total, share
 	j.next.Store(0)
@@ -187,7 +207,7 @@ func mulT(s source, p *par.Pool, y, x []float32, n int) {
 		return
 	}
 	if n == 1 {
-		getJob(jobDot, s, y, x, 1).runShared(p, R, shareRows(C, 1))
+		getJob(jobDot, s, y, x, 1).runShared(p, R, shareRows(p, R, C, 1))
 		return
 	}
 	start(p, jobPanel, s, y, x, n, R, rowGrain(C, n))

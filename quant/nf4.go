@@ -287,7 +287,7 @@ func (q *NF4) MulT(p *par.Pool, y, x []float32, n int) {
 	buf := getScratch(n * q.cols)
 	defer scratchPool.Put(buf)
 	quadX(*buf, x[:n*q.cols])
-	getJob(jobQuad, q, y, *buf, n).runShared(p, q.rows, shareRows(q.cols, n))
+	getJob(jobQuad, q, y, *buf, n).runShared(p, q.rows, shareRows(p, q.rows, q.cols, n))
 }
 
 // rowsQuad sets y[i·Rows+r] = W[r,:]·x[i·Cols:] for i < n and r in

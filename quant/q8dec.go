@@ -74,7 +74,7 @@ func (q *NF4) mulQ8Decode(p *par.Pool, y, x []float32, n int) {
 	}
 	j := getJob(jobQuadQ8, q, y, nil, n)
 	j.xa = xa
-	j.runShared(p, q.rows, shareRows(q.cols, n))
+	j.runShared(p, q.rows, shareRows(p, q.rows, q.cols, n))
 }
 
 // rowsQ8 sets y[i·Rows+r] for i < n and r in [lo, hi) from the encoded

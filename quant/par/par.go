@@ -3,11 +3,22 @@ package par
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 )
+
+// spinFor is how long an idle worker, or a caller waiting for its
+// workers, keeps polling before it blocks. A decoding step runs hundreds
+// of short parallel regions a few microseconds apart; blocking between
+// them would make every region pay a goroutine wake-up (tens of
+// microseconds when the sleeping thread must be woken), while polling for
+// longer than this would burn a core that nothing is using.
+const spinFor = 50 * time.Microsecond
 
 // Pool is a fork-join pool of persistent workers. The zero value is not
 // usable; build one with New. A Pool is safe for concurrent use: concurrent
-// For calls share the workers.
+// For calls share the workers. Workers poll for spinFor after each range
+// and then block, so an idle Pool costs no CPU.
 type Pool struct {
 	workers int
 	jobs    chan job
@@ -16,7 +27,16 @@ type Pool struct {
 type job struct {
 	fn     func(lo, hi int)
 	lo, hi int
-	wg     *sync.WaitGroup
+	r      *region
+}
+
+// region tracks the ranges of one For that run on the workers.
+type region struct {
+	pending atomic.Int32
+	// done receives one value when the last pending range finishes; its
+	// buffer of one means the finishing worker never blocks or wakes
+	// anyone unless the caller has stopped polling and gone to sleep.
+	done chan struct{}
 }
 
 // New starts a pool of the given number of workers; workers < 1 means
@@ -36,9 +56,50 @@ func New(workers int) *Pool {
 var Serial = New(1)
 
 func (p *Pool) work() {
-	for j := range p.jobs {
+	for {
+		j := p.next()
 		j.fn(j.lo, j.hi)
-		j.wg.Done()
+		if j.r.pending.Add(-1) == 0 {
+			j.r.done <- struct{}{}
+		}
+	}
+}
+
+// next returns the next job, polling for up to spinFor before blocking.
+func (p *Pool) next() job {
+	var start time.Time
+	for i := 0; ; i++ {
+		select {
+		case j := <-p.jobs:
+			return j
+		default:
+		}
+		if i == 0 {
+			start = time.Now()
+		} else if time.Since(start) > spinFor {
+			return <-p.jobs
+		}
+		runtime.Gosched()
+	}
+}
+
+// wait returns once r's last range is done, polling for up to spinFor
+// before blocking.
+func (r *region) wait() {
+	var start time.Time
+	for i := 0; ; i++ {
+		select {
+		case <-r.done:
+			return
+		default:
+		}
+		if i == 0 {
+			start = time.Now()
+		} else if time.Since(start) > spinFor {
+			<-r.done
+			return
+		}
+		runtime.Gosched()
 	}
 }
 
@@ -60,16 +121,19 @@ func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	wg := waitGroups.Get().(*sync.WaitGroup)
+	r := regions.Get().(*region)
 	step := (n + chunks - 1) / chunks
+	// Count every range before handing any out, so a fast worker cannot
+	// see the count reach zero while ranges are still being queued.
+	r.pending.Store(int32((n - 1) / step))
 	for lo := step; lo < n; lo += step {
-		wg.Add(1)
-		p.jobs <- job{fn: fn, lo: lo, hi: min(lo+step, n), wg: wg}
+		p.jobs <- job{fn: fn, lo: lo, hi: min(lo+step, n), r: r}
 	}
 	fn(0, min(step, n))
-	wg.Wait()
-	waitGroups.Put(wg)
+	r.wait()
+	regions.Put(r)
 }
 
-// waitGroups recycles For's WaitGroups so a parallel loop allocates nothing.
-var waitGroups = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
+// regions recycles For's completion records so a parallel loop allocates
+// nothing.
+var regions = sync.Pool{New: func() any { return &region{done: make(chan struct{}, 1)} }}

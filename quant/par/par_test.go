@@ -56,3 +56,19 @@ func TestForAllocatesNothing(t *testing.T) {
 		t.Fatalf("For allocated %.1f times per call, want 0", allocs)
 	}
 }
+
+// BenchmarkFor measures the cost of one small parallel region, as a
+// decoding step runs hundreds of them back to back.
+func BenchmarkFor(b *testing.B) {
+	p := New(2)
+	var sink [64]float32
+	fn := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			sink[i]++
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.For(64, 1, fn)
+	}
+}
