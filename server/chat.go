@@ -17,17 +17,9 @@ func (s *Server) chatRoutes(r *router) {
 // chat serves POST /v1/chat/completions.
 func (s *Server) chat(c echo.Context) error {
 	start := s.now()
-	body, err := s.readBody(c)
+	req, n, err := readGeneration(s, c, openai.DecodeChatRequest)
 	if err != nil {
 		return err
-	}
-	req, err := openai.DecodeChatRequest(body)
-	if err != nil {
-		return err
-	}
-	n := req.Choices()
-	if n > s.cfg.MaxN {
-		return badRequest("n", "", "'n' must be at most %d on this server, got %d", s.cfg.MaxN, n)
 	}
 	samp, err := s.sampling(&req.Sampling)
 	if err != nil {

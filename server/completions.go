@@ -17,17 +17,9 @@ func (s *Server) completionRoutes(r *router) {
 // and max_tokens 0 (score the prompt, generate nothing).
 func (s *Server) completions(c echo.Context) error {
 	start := s.now()
-	body, err := s.readBody(c)
+	req, n, err := readGeneration(s, c, openai.DecodeCompletionRequest)
 	if err != nil {
 		return err
-	}
-	req, err := openai.DecodeCompletionRequest(body)
-	if err != nil {
-		return err
-	}
-	n := req.Choices()
-	if n > s.cfg.MaxN {
-		return badRequest("n", "", "'n' must be at most %d on this server, got %d", s.cfg.MaxN, n)
 	}
 	if total := req.Prompt.Len() * n; total > s.cfg.MaxSequences {
 		return badRequest("prompt", "", "prompts × n is %d; this server takes at most %d sequences per request", total, s.cfg.MaxSequences)

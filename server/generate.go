@@ -314,3 +314,23 @@ func (s *Server) byteInts(id int32) []int {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// readGeneration reads and decodes a generation request body and enforces
+// the server's limit on choices per request, which both completion
+// endpoints share.
+func readGeneration[R interface{ Choices() int }](s *Server, c echo.Context, decode func([]byte) (R, error)) (R, int, error) {
+	var zero R
+	body, err := s.readBody(c)
+	if err != nil {
+		return zero, 0, err
+	}
+	req, err := decode(body)
+	if err != nil {
+		return zero, 0, err
+	}
+	n := req.Choices()
+	if n > s.cfg.MaxN {
+		return zero, 0, badRequest("n", "", "'n' must be at most %d on this server, got %d", s.cfg.MaxN, n)
+	}
+	return req, n, nil
+}
