@@ -21,8 +21,11 @@ type BnbTensors struct {
 	QuantState     []byte    // ".quant_state.bitsandbytes__nf4": UTF-8 JSON
 }
 
-// bnbQuantState is the JSON of quant_state.bitsandbytes__nf4.
-type bnbQuantState struct {
+// BnbQuantState is the JSON bitsandbytes stores in
+// "<module>.weight.quant_state.bitsandbytes__nf4": the non-tensor fields of
+// its QuantState. The nested fields are present only with double
+// quantization.
+type BnbQuantState struct {
 	QuantType       string   `json:"quant_type"`
 	Blocksize       int      `json:"blocksize"`
 	DType           string   `json:"dtype"`
@@ -43,7 +46,7 @@ func bnbErr(tensor, format string, args ...any) error {
 // block sizes other than 64 and inconsistent sizes are rejected with an
 // error naming the tensor.
 func NF4FromBnb(rows, cols int, t BnbTensors) (*NF4, error) {
-	var st bnbQuantState
+	var st BnbQuantState
 	if err := json.Unmarshal(t.QuantState, &st); err != nil {
 		return nil, bnbErr("weight.quant_state.bitsandbytes__nf4", "not valid JSON (%v)", err)
 	}

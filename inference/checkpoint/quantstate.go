@@ -8,25 +8,17 @@ import (
 	"io"
 	"math"
 	"slices"
+
+	"github.com/loraplex/loraplex/quant"
 )
 
 // QuantStateKey is the key suffix, after "<module>.weight", of the tensor that
 // holds an NF4 weight's quant_state JSON.
 const QuantStateKey = ".quant_state.bitsandbytes__nf4"
 
-// QuantState is the JSON bitsandbytes stores in
-// "<module>.weight.quant_state.bitsandbytes__<type>": the non-tensor fields
-// of its QuantState. The nested fields are present only with double
-// quantization.
-type QuantState struct {
-	QuantType       string   `json:"quant_type"`
-	Blocksize       int      `json:"blocksize"`
-	DType           string   `json:"dtype"`
-	Shape           []int    `json:"shape"`
-	NestedBlocksize int      `json:"nested_blocksize,omitempty"`
-	NestedDType     string   `json:"nested_dtype,omitempty"`
-	NestedOffset    *float64 `json:"nested_offset,omitempty"`
-}
+// QuantState is quant's BnbQuantState with the strict checks a writer
+// applies to what it is about to publish.
+type QuantState quant.BnbQuantState
 
 // ParseQuantState decodes quant_state JSON strictly: one object with no
 // unknown or duplicate keys, the four base fields present, and the nested
