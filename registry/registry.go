@@ -73,6 +73,13 @@ type value struct {
 	bytes   int64
 	refs    int
 	cached  bool
+	uses    *usage // the name's counters, shared by its versions
+}
+
+// usage counts one adapter name's traffic across its versions; guarded by
+// Registry.mu.
+type usage struct {
+	requests, loads uint64
 }
 
 // call is one in-flight load that any number of Acquires wait for.
@@ -104,6 +111,7 @@ type Registry struct {
 	retired int64 // weights of uncached values that leases keep alive
 	leases  int
 	stats   Stats
+	usage   map[string]*usage // per name, dropped when the name is removed
 }
 
 // New returns a registry over store. Zero Config fields take their
@@ -117,7 +125,7 @@ func New(store *Store, load Loader, cfg Config) *Registry {
 	r := &Registry{
 		store: store, load: load, cfg: cfg.withDefaults(),
 		ctx: ctx, cancel: cancel,
-		lru: lru, loading: map[string]*call{}, pinned: map[string]bool{},
+		lru: lru, loading: map[string]*call{}, pinned: map[string]bool{}, usage: map[string]*usage{},
 	}
 	store.onChange(r.changed)
 	return r
@@ -169,6 +177,7 @@ func (r *Registry) Acquire(ctx context.Context, name string) (*Handle, error) {
 		v.refs++
 		r.leases++
 		r.stats.Hits++
+		v.uses.requests++
 		r.mu.Unlock()
 		return &Handle{r: r, v: v}, nil
 	}
@@ -237,6 +246,13 @@ func (r *Registry) runLoad(name string, c *call) {
 	}
 	r.stats.Loads++
 	r.stats.LoadTime += elapsed
+	if current {
+		v.uses = r.usageLocked(name)
+	} else {
+		v.uses = &usage{} // the name changed meanwhile: count nothing for it
+	}
+	v.uses.loads++
+	v.uses.requests += uint64(c.waiters)
 	if cur, ok := r.lru.Peek(name); ok && cur.id == v.id {
 		v = cur // the same version got cached meanwhile (an Add of equal content)
 	} else if current {
@@ -268,6 +284,16 @@ func (r *Registry) loadValue(ctx context.Context, name, dir, hash string) (*valu
 
 // installLocked makes v the cached version of its name and returns the
 // value now cached: an equal version already there is kept instead.
+// usageLocked returns name's counters, creating them on its first load.
+func (r *Registry) usageLocked(name string) *usage {
+	u := r.usage[name]
+	if u == nil {
+		u = &usage{}
+		r.usage[name] = u
+	}
+	return u
+}
+
 func (r *Registry) installLocked(v *value) *value {
 	if cur, ok := r.lru.Peek(v.name); ok {
 		if cur.id == v.id {
@@ -350,6 +376,7 @@ func (r *Registry) changed(name, hash string) {
 	delete(r.loading, name)
 	if hash == "" {
 		delete(r.pinned, name)
+		delete(r.usage, name)
 	}
 }
 
@@ -401,6 +428,9 @@ func (r *Registry) put(ctx context.Context, name string, replace bool, write fun
 	return r.store.commit(st, replace, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		// A replaced name keeps its counters; a new one starts at this load.
+		v.uses = r.usageLocked(name)
+		v.uses.loads++
 		r.installLocked(v)
 		r.evictLocked()
 	})
@@ -507,6 +537,10 @@ type Info struct {
 	Bytes  int64 // in memory; 0 when cold
 	Leases int   // leases on the current version
 	Pinned bool
+	// Requests counts the leases handed out for the name and Loads its
+	// loads from disk (adding or replacing it included), since it was
+	// added; both survive eviction and replacement.
+	Requests, Loads uint64
 }
 
 // List describes every stored adapter, sorted by name.
@@ -520,6 +554,9 @@ func (r *Registry) List() ([]Info, error) {
 	out := make([]Info, len(names))
 	for i, name := range names {
 		in := Info{Name: name, State: Cold, Pinned: r.pinned[name]}
+		if u := r.usage[name]; u != nil {
+			in.Requests, in.Loads = u.requests, u.loads
+		}
 		if v, ok := r.lru.Peek(name); ok {
 			in.ID, in.Bytes, in.Leases, in.State = v.id, v.bytes, v.refs, Loaded
 			if v.refs > 0 {

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -478,4 +479,64 @@ func TestNamesInStore(t *testing.T) {
 		}
 		h.Release()
 	}
+}
+
+// TestPerAdapterCounters checks List's per-name counters against a known
+// sequence of hits, cold loads after eviction, a replacement and a removal.
+func TestPerAdapterCounters(t *testing.T) {
+	f := &fakeLoader{}
+	r := newTestRegistry(t, f, Config{MaxAdapters: 1}, map[string]int{"a": 1, "b": 1})
+	counts := func() map[string][2]uint64 {
+		infos, err := r.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string][2]uint64{}
+		for _, in := range infos {
+			m[in.Name] = [2]uint64{in.Requests, in.Loads}
+		}
+		return m
+	}
+	steps := []struct {
+		name string
+		do   func()
+		want map[string][2]uint64 // name -> {requests, loads}
+	}{
+		{"nothing yet", func() {}, map[string][2]uint64{"a": {0, 0}, "b": {0, 0}}},
+		{"a cold, then two hits", func() {
+			for range 3 {
+				mustAcquire(t, r, "a").Release()
+			}
+		}, map[string][2]uint64{"a": {3, 1}, "b": {0, 0}}},
+		{"b evicts a", func() { mustAcquire(t, r, "b").Release() }, map[string][2]uint64{"a": {3, 1}, "b": {1, 1}}},
+		{"a loads again", func() { mustAcquire(t, r, "a").Release() }, map[string][2]uint64{"a": {4, 2}, "b": {1, 1}}},
+		{"replacing a loads it and keeps its counts", func() {
+			src, _ := writeSrc(t, 1, 1)
+			if err := r.Replace(context.Background(), "a", src); err != nil {
+				t.Fatal(err)
+			}
+			mustAcquire(t, r, "a").Release()
+		}, map[string][2]uint64{"a": {5, 3}, "b": {1, 1}}},
+		{"removing b and adding it back starts afresh", func() {
+			if err := r.Remove("b"); err != nil {
+				t.Fatal(err)
+			}
+			src, _ := writeSrc(t, 1, 2)
+			if err := r.Add(context.Background(), "b", src); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string][2]uint64{"a": {5, 3}, "b": {0, 1}}},
+		{"an unknown name counts nowhere", func() {
+			if _, err := r.Acquire(context.Background(), "nope"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown name: %v", err)
+			}
+		}, map[string][2]uint64{"a": {5, 3}, "b": {0, 1}}},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := counts(); !maps.Equal(got, s.want) {
+			t.Errorf("%s: {requests, loads} %v, want %v", s.name, got, s.want)
+		}
+	}
+	checkAccounting(t, r)
 }

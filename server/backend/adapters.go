@@ -53,7 +53,8 @@ func (a *Adapters) List() []server.AdapterInfo {
 	}
 	out := make([]server.AdapterInfo, len(infos))
 	for i, in := range infos {
-		out[i] = server.AdapterInfo{Name: in.Name, State: string(in.State), Bytes: in.Bytes}
+		out[i] = server.AdapterInfo{Name: in.Name, State: string(in.State), Bytes: in.Bytes,
+			Requests: int64(in.Requests), Loads: int64(in.Loads)}
 		if p, err := a.r.Store().Path(in.Name); err == nil {
 			out[i].Path = p
 			if st, err := os.Stat(p); err == nil {

@@ -307,8 +307,29 @@ func TestRealAdapters(t *testing.T) {
 	if r.Choices[0].Text == c.GreedyText {
 		t.Error("a random LoRA left the output unchanged: the adapter was not applied")
 	}
+	// Each adapter was loaded once (to validate it) and served one request.
+	resp, err := http.Get(s.url + "/v1/adapters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ads struct {
+		Data []struct {
+			ID              string
+			Requests, Loads int64
+		}
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&ads)
+	resp.Body.Close()
+	if len(ads.Data) != 2 {
+		t.Fatalf("GET /v1/adapters listed %+v", ads.Data)
+	}
+	for _, a := range ads.Data {
+		if a.Requests != 1 || a.Loads != 1 {
+			t.Errorf("%s: %d requests, %d loads; want 1 and 1", a.ID, a.Requests, a.Loads)
+		}
+	}
 	var list openai.ModelList
-	resp, err := http.Get(s.url + "/v1/models")
+	resp, err = http.Get(s.url + "/v1/models")
 	if err != nil {
 		t.Fatal(err)
 	}
