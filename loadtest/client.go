@@ -27,6 +27,7 @@ const (
 // result is what one request measured.
 type result struct {
 	spec       spec
+	Start      time.Time       // when the request was sent
 	TTFT       time.Duration   // to the first token; 0 when none arrived
 	Gaps       []time.Duration // between successive token chunks
 	E2E        time.Duration
@@ -116,6 +117,7 @@ func do(runCtx context.Context, c Config, client *http.Client, s spec) result {
 		req.Header.Set("Authorization", "Bearer "+c.APIKey)
 	}
 	start := time.Now()
+	r.Start = start
 	fail := func(kind string, err error) result {
 		r.E2E = time.Since(start)
 		switch {

@@ -90,6 +90,20 @@ type Config struct {
 
 	Seed int64 // the same seed gives the same request sequence
 
+	// Warmup is served but not measured: requests sent in the run's first
+	// Warmup are left out of the report, whose window (and throughput)
+	// starts after it. A run bounded by Duration lasts Warmup + Duration;
+	// Requests counts warm-up requests too.
+	Warmup time.Duration
+	// RampUp spreads the start of the load: in a closed loop the workers
+	// start one by one, evenly over RampUp; in an open loop the arrival rate
+	// rises linearly from 0 to Rate over RampUp.
+	RampUp time.Duration
+	// CountTokens, when set, counts a text's tokens as the server will, so
+	// that generated prompts have exactly PromptTokens tokens; without it a
+	// prompt has that many words, about one token each.
+	CountTokens func(text string) int
+
 	Creator        AdapterCreator // creates Adapters first when set
 	CreateAdapters bool
 
@@ -154,8 +168,8 @@ func (c Config) Validate() error {
 		return bad("rate %g must not be negative", c.Rate)
 	case c.MaxInFlight < 1:
 		return bad("max in flight %d must be at least 1", c.MaxInFlight)
-	case c.Requests < 0 || c.Duration < 0 || c.Timeout < 0:
-		return bad("requests, duration and timeout must not be negative")
+	case c.Requests < 0 || c.Duration < 0 || c.Timeout < 0 || c.Warmup < 0 || c.RampUp < 0:
+		return bad("requests, duration, timeout, warm-up and ramp-up must not be negative")
 	case c.Requests == 0 && c.Duration == 0:
 		return bad("set a request count or a duration, or the run never ends")
 	case c.PromptTokens.Min < 1 || c.PromptTokens.Max < c.PromptTokens.Min:

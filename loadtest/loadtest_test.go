@@ -450,3 +450,81 @@ func TestCompare(t *testing.T) {
 		}
 	}
 }
+
+// TestRampUpArrivals checks the open loop's ramp against the expected
+// number of arrivals of a rate rising linearly to Rate over RampUp:
+// Rate·t²/(2·RampUp) by time t during the ramp, then Rate per second.
+func TestRampUpArrivals(t *testing.T) {
+	const rate, ramp = 200.0, 10.0
+	cfg := Config{Adapters: []string{"m"}, Requests: 20000, Rate: rate, RampUp: 10 * time.Second, Seed: 5}.WithDefaults()
+	w := newWorkload(cfg, nil)
+	var at []float64
+	for {
+		s, ok := w.Next()
+		if !ok {
+			break
+		}
+		at = append(at, s.Arrival.Seconds())
+	}
+	for _, c := range []struct{ from, to, want float64 }{
+		{0, 5, rate * 25 / (2 * ramp)},
+		{5, 10, rate * (100 - 25) / (2 * ramp)},
+		{10, 20, rate * 10},
+	} {
+		n := 0
+		for _, x := range at {
+			if x >= c.from && x < c.to {
+				n++
+			}
+		}
+		// Poisson counts: within 4 standard deviations.
+		if math.Abs(float64(n)-c.want) > 4*math.Sqrt(c.want) {
+			t.Errorf("arrivals in [%gs, %gs): %d, want about %.0f", c.from, c.to, n, c.want)
+		}
+	}
+}
+
+// TestExactPromptTokens: with a token counter, every generated prompt has
+// exactly the drawn number of tokens by that counter.
+func TestExactPromptTokens(t *testing.T) {
+	count := func(text string) int { // words of more than 4 letters are two tokens
+		n := 0
+		for _, w := range strings.Fields(text) {
+			n += 1 + min(len(w)/5, 1)
+		}
+		return n
+	}
+	cfg := Config{Adapters: []string{"m"}, Requests: 500, PromptTokens: Dist{1, 80}, Seed: 2, CountTokens: count}.WithDefaults()
+	w := newWorkload(cfg, nil)
+	for {
+		s, ok := w.Next()
+		if !ok {
+			break
+		}
+		if got := count(s.Prompt.Prompt); got != s.PromptLen {
+			t.Fatalf("request %d: %d tokens, want %d: %q", s.Index, got, s.PromptLen, s.Prompt.Prompt)
+		}
+	}
+}
+
+// TestWarmupExcluded builds a report by hand: a request sent during the
+// warm-up is left out except for the tokens it streamed after it.
+func TestWarmupExcluded(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	sec := func(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
+	ms100 := sec(0.1)
+	results := []result{
+		// Sent at 0.5 s: tokens at 0.7, 0.8, ..., 1.3 s, four of them after the 1 s warm-up.
+		{spec: spec{Index: 0, Adapter: "m"}, Start: t0.Add(sec(0.5)), TTFT: sec(0.2), Gaps: []time.Duration{ms100, ms100, ms100, ms100, ms100, ms100}, E2E: sec(0.8), TokensOut: 7},
+		// Sent at 1.5 s, 3 tokens.
+		{spec: spec{Index: 1, Adapter: "m"}, Start: t0.Add(sec(1.5)), TTFT: sec(0.3), Gaps: []time.Duration{ms100, ms100}, E2E: sec(0.5), TokensOut: 3},
+	}
+	cfg := Config{Adapters: []string{"m"}, Warmup: sec(1), Duration: sec(1)}.WithDefaults()
+	rep := buildReport(cfg, results, 0, t0, sec(3))
+	if rep.WarmupRequests != 1 || rep.Requests != 1 || rep.TokensOut != 3 || rep.TTFT.N != 1 || rep.TTFT.P50 != 300 {
+		t.Errorf("warm-up %d, requests %d, tokens out %d, TTFT %+v", rep.WarmupRequests, rep.Requests, rep.TokensOut, rep.TTFT)
+	}
+	if rep.Seconds != 2 || rep.OutputTokPerSec != (3+4)/2.0 || !rep.Started.Equal(t0.Add(sec(1))) {
+		t.Errorf("window %gs from %v, %g tok/s; want 2s from %v, 3.5 tok/s", rep.Seconds, rep.Started, rep.OutputTokPerSec, t0.Add(sec(1)))
+	}
+}

@@ -72,6 +72,11 @@ type Report struct {
 	Failed     int       `json:"failed"`     // by kind in Errors
 	Unfinished int       `json:"unfinished"` // cut off by the end of the run
 	Late       int       `json:"late"`       // open loop: arrivals delayed by MaxInFlight
+	// WarmupRequests were sent during the warm-up and are left out of
+	// every other figure; Seconds and Started describe the window after it.
+	WarmupRequests int     `json:"warmup_requests,omitempty"`
+	WarmupSeconds  float64 `json:"warmup_s,omitempty"`
+	RampUpSeconds  float64 `json:"ramp_up_s,omitempty"`
 
 	TokensIn  int64 `json:"tokens_in"`
 	TokensOut int64 `json:"tokens_out"`
@@ -98,11 +103,14 @@ type Report struct {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func buildReport(cfg Config, results []result, late int, elapsed time.Duration) *Report {
+func buildReport(cfg Config, results []result, late int, t0 time.Time, elapsed time.Duration) *Report {
+	warm := min(cfg.Warmup, elapsed)
+	window := elapsed - warm
 	rep := &Report{
 		Endpoint: cfg.Endpoint, BaseURL: cfg.BaseURL, Adapters: len(cfg.Adapters), Popularity: cfg.Popularity,
 		Seed: cfg.Seed, PromptLen: cfg.PromptTokens.String(), OutputLen: cfg.OutputTokens.String(),
-		Started: time.Now().Add(-elapsed), Seconds: elapsed.Seconds(), Late: late,
+		Started: t0.Add(warm), Seconds: window.Seconds(), Late: late,
+		WarmupSeconds: cfg.Warmup.Seconds(), RampUpSeconds: cfg.RampUp.Seconds(),
 		Errors: map[string]int{}, ErrorSamples: map[string]string{}, PerAdapter: map[string]*AdapterReport{},
 	}
 	if cfg.Popularity == Zipf {
@@ -120,7 +128,15 @@ func buildReport(cfg Config, results []result, late int, elapsed time.Duration) 
 	var ttft, itl, tpot, e2e []float64
 	perTTFT := map[string][]float64{}
 	perE2E := map[string][]float64{}
+	// Tokens that warm-up requests streamed after the warm-up are work done
+	// within the window.
+	var warmTokens int64
 	for _, r := range results {
+		if cfg.Warmup > 0 && r.Start.Sub(t0) < cfg.Warmup {
+			rep.WarmupRequests++
+			warmTokens += tokensAfter(r, t0.Add(warm))
+			continue
+		}
 		if r.Unfinished {
 			rep.Unfinished++
 			rep.UnfinishedTokensOut += int64(r.TokensOut)
@@ -167,12 +183,31 @@ func buildReport(cfg Config, results []result, late int, elapsed time.Duration) 
 	for name, a := range rep.PerAdapter {
 		a.TTFT, a.E2E = Summarize(perTTFT[name]), Summarize(perE2E[name])
 	}
-	if s := elapsed.Seconds(); s > 0 {
+	if s := window.Seconds(); s > 0 {
 		rep.RequestsPerSec = float64(rep.Succeeded) / s
-		rep.OutputTokPerSec = float64(rep.TokensOut+rep.UnfinishedTokensOut) / s
+		rep.OutputTokPerSec = float64(rep.TokensOut+rep.UnfinishedTokensOut+warmTokens) / s
 		rep.InputTokPerSec = float64(rep.TokensIn) / s
 	}
 	return rep
+}
+
+// tokensAfter counts r's token chunks that arrived after t.
+func tokensAfter(r result, t time.Time) int64 {
+	if r.TTFT == 0 {
+		return 0
+	}
+	at := r.Start.Add(r.TTFT)
+	var n int64
+	if !at.Before(t) {
+		n++
+	}
+	for _, g := range r.Gaps {
+		at = at.Add(g)
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -211,6 +246,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(&b, "%.2fs: %d requests, %d ok, %d failed, %d unfinished", r.Seconds, r.Requests, r.Succeeded, r.Failed, r.Unfinished)
 	if r.Late > 0 {
 		fmt.Fprintf(&b, ", %d late arrivals", r.Late)
+	}
+	if r.WarmupSeconds > 0 {
+		fmt.Fprintf(&b, " (after a %.3gs warm-up of %d requests)", r.WarmupSeconds, r.WarmupRequests)
 	}
 	fmt.Fprintf(&b, "\nthroughput: %.2f req/s, %.1f output tok/s, %.1f input tok/s (%d tokens out, %d in",
 		r.RequestsPerSec, r.OutputTokPerSec, r.InputTokPerSec, r.TokensOut, r.TokensIn)

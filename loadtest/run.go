@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if cfg.Duration > 0 {
-		runCtx, cancel = context.WithTimeout(runCtx, cfg.Duration)
+		runCtx, cancel = context.WithTimeout(runCtx, cfg.Warmup+cfg.Duration)
 		defer cancel()
 	}
 	wl := newWorkload(cfg, prompts)
@@ -61,8 +61,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Rate > 0 {
 		openLoop(runCtx, cfg, client, wl, t0, st, &wg)
 	} else {
-		for range cfg.Concurrency {
+		for i := range cfg.Concurrency {
 			wg.Go(func() {
+				if !sleepUntil(runCtx, t0.Add(cfg.RampUp*time.Duration(i)/time.Duration(cfg.Concurrency))) {
+					return
+				}
 				for runCtx.Err() == nil {
 					s, ok := wl.Next()
 					if !ok {
@@ -78,7 +81,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	wg.Wait()
 	elapsed := time.Since(t0)
 	stopProgress()
-	return buildReport(cfg, st.results, st.late, elapsed), nil
+	return buildReport(cfg, st.results, st.late, t0, elapsed), nil
+}
+
+// sleepUntil waits for t and reports whether ctx is still live.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
 }
 
 // openLoop sends each request at its Poisson arrival time.

@@ -97,8 +97,10 @@ type workload struct {
 	cdf      []float64 // adapter popularity, cumulative
 	rng      *rand.Rand
 	arrivals *rand.Rand // open-loop gaps, a separate stream so specs match across modes
+	words    *rand.Rand // words of exact-length prompts: the same adapters and lengths as without
 	next     int
 	at       time.Duration
+	work     float64 // open loop with ramp-up: unit-rate arrivals so far
 }
 
 func newWorkload(cfg Config, prompts []Prompt) *workload {
@@ -107,6 +109,7 @@ func newWorkload(cfg Config, prompts []Prompt) *workload {
 		prompts:  prompts,
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6c6f6164)),
 		arrivals: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x61727276)),
+		words:    rand.New(rand.NewPCG(uint64(cfg.Seed), 0x776f7264)),
 	}
 	weights := make([]float64, len(cfg.Adapters))
 	for k := range weights {
@@ -152,23 +155,71 @@ func (w *workload) Next() (spec, bool) {
 		}
 	} else {
 		s.PromptLen = draw(w.rng, w.cfg.PromptTokens)
-		var sb strings.Builder
-		for i := range s.PromptLen {
-			if i > 0 {
-				sb.WriteByte(' ')
+		if w.cfg.CountTokens != nil {
+			s.Prompt.Prompt = w.exactPrompt(s.PromptLen)
+		} else {
+			var sb strings.Builder
+			for i := range s.PromptLen {
+				if i > 0 {
+					sb.WriteByte(' ')
+				}
+				sb.WriteString(words[w.rng.IntN(len(words))])
 			}
-			sb.WriteString(words[w.rng.IntN(len(words))])
+			s.Prompt.Prompt = sb.String()
 		}
-		s.Prompt.Prompt = sb.String()
 		if w.cfg.Endpoint == Chat {
 			s.Prompt = Prompt{Messages: []Message{{Role: "user", Content: s.Prompt.Prompt}}}
 		}
 	}
-	if w.cfg.Rate > 0 {
+	switch {
+	case w.cfg.Rate > 0 && w.cfg.RampUp > 0:
+		w.work += w.arrivals.ExpFloat64()
+		s.Arrival = w.rampArrival(w.work)
+	case w.cfg.Rate > 0:
 		w.at += time.Duration(w.arrivals.ExpFloat64() / w.cfg.Rate * float64(time.Second))
 		s.Arrival = w.at
 	}
 	return s, true
+}
+
+// rampArrival maps the time u of a unit-rate Poisson process onto a
+// process whose rate rises linearly from 0 to Rate over RampUp and stays
+// there, by inverting the expected arrivals by time t: Rate·t²/(2·RampUp)
+// during the ramp, then Rate·(RampUp/2 + t − RampUp).
+func (w *workload) rampArrival(u float64) time.Duration {
+	rate, ramp := w.cfg.Rate, w.cfg.RampUp.Seconds()
+	var t float64
+	if u < rate*ramp/2 {
+		t = math.Sqrt(2 * ramp * u / rate)
+	} else {
+		t = ramp + (u-rate*ramp/2)/rate
+	}
+	return time.Duration(t * float64(time.Second))
+}
+
+// exactPrompt draws words until the prompt has n tokens by CountTokens. A
+// word that would overshoot is swapped for another (most words are one
+// token); if none fits after a few draws the prompt stays a token or so
+// short.
+func (w *workload) exactPrompt(n int) string {
+	var sb strings.Builder
+	for misses := 0; misses < 16; {
+		at := sb.Len()
+		if at > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(words[w.words.IntN(len(words))])
+		switch c := w.cfg.CountTokens(sb.String()); {
+		case c == n:
+			return sb.String()
+		case c > n:
+			s := sb.String()[:at]
+			sb.Reset()
+			sb.WriteString(s)
+			misses++
+		}
+	}
+	return sb.String()
 }
 
 func draw(r *rand.Rand, d Dist) int {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/mattn/go-isatty"
 
+	"github.com/loraplex/loraplex/inference/sched"
 	"github.com/loraplex/loraplex/inference/synth"
+	"github.com/loraplex/loraplex/inference/tokenizer"
 	"github.com/loraplex/loraplex/loadtest"
 	"github.com/loraplex/loraplex/server"
 )
@@ -40,6 +43,12 @@ type benchFlags struct {
 	threads        int
 	maxLoaded      int
 	seed           int64
+
+	rate           float64
+	warmup, rampUp time.Duration
+	exactPrompts   bool
+	int8           bool
+	cpuProfile     string
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -57,6 +66,12 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&b.threads, "threads", runtime.NumCPU(), "CPU threads for inference")
 	fs.IntVar(&b.maxLoaded, "max-loaded-adapters", 32, "adapters the server keeps in memory; below the larger scenarios' counts, so some requests load their adapter cold")
 	fs.Int64Var(&b.seed, "seed", 1, "seed of the model, the adapters and the request sequences")
+	fs.Float64Var(&b.rate, "request-rate", 0, "open loop: Poisson arrivals per second, at most --concurrency in flight (0: closed loop)")
+	fs.DurationVar(&b.warmup, "warmup", 0, "serve each scenario this long before measuring it")
+	fs.DurationVar(&b.rampUp, "ramp-up", 0, "start the load gradually over this long (closed loop: workers one by one; open loop: rate from 0)")
+	fs.BoolVar(&b.exactPrompts, "exact-prompt-tokens", true, "make prompts exactly --prompt-tokens long by the model's tokenizer (false: that many words, about two tokens each for the random model's tokenizer)")
+	fs.BoolVar(&b.int8, "int8", false, "serve with --int8 (int8 activations in the NF4 products)")
+	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,6 +118,7 @@ func runBench(ctx context.Context, args []string) error {
 	f.base.model, f.base.home, f.base.threads = modelDir, filepath.Join(tmp, "home"), b.threads
 	f.host, f.port, f.name, f.apiKey, f.adminKey = "127.0.0.1", 0, name, "", ""
 	f.reg.MaxAdapters = b.maxLoaded
+	f.base.int8 = b.int8
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := startServer(ctx, &f, log)
 	if err != nil {
@@ -127,17 +143,36 @@ func runBench(ctx context.Context, args []string) error {
 	if isatty.IsTerminal(os.Stderr.Fd()) {
 		progress = os.Stderr
 	}
+	var countTokens func(string) int
+	if b.exactPrompts {
+		tok, err := tokenizer.Load(modelDir)
+		if err != nil {
+			return err
+		}
+		countTokens = func(text string) int { return len(tok.Encode(text, false)) }
+	}
+	if b.cpuProfile != "" {
+		stop, err := startCPUProfile(b.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	reps := make([]*loadtest.Report, len(b.counts))
+	steps := make([]stepStats, len(b.counts))
 	for i, n := range b.counts {
 		c := loadtest.Config{BaseURL: r.url, Adapters: names[:n], Concurrency: b.concurrency, Requests: b.requests,
-			Duration: b.duration, PromptTokens: promptLen, OutputTokens: outputLen, IgnoreEOS: true, Seed: b.seed, Progress: progress}
+			Duration: b.duration, PromptTokens: promptLen, OutputTokens: outputLen, IgnoreEOS: true, Seed: b.seed, Progress: progress,
+			Rate: b.rate, MaxInFlight: b.concurrency, Warmup: b.warmup, RampUp: b.rampUp, CountTokens: countTokens}
 		if n == 0 {
 			c.Adapters = []string{name}
 		}
 		fmt.Fprintf(os.Stderr, "loraplex bench: scenario %d/%d: %s\n", i+1, len(b.counts), scenarioName(n))
+		before := r.sched.Stats()
 		if reps[i], err = loadtest.Run(ctx, c); err != nil {
 			return err
 		}
+		steps[i] = stepsBetween(before, r.sched.Stats(), reps[i])
 		if b.jsonDir != "" {
 			if err := writeReport(filepath.Join(b.jsonDir, "adapters-"+strconv.Itoa(n)+".json"), reps[i]); err != nil {
 				return err
@@ -149,6 +184,7 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	var md strings.Builder
 	b.writeTable(&md, shape, f.base.quant, b.counts, reps)
+	writeSteps(&md, b.counts, steps)
 	if b.out != "" {
 		if err := os.WriteFile(b.out, []byte(md.String()), 0o644); err != nil {
 			return fmt.Errorf("--out: %w", err)
@@ -198,12 +234,29 @@ func (b *benchFlags) writeTable(w io.Writer, shape synth.Shape, quant string, co
 	if quant == "auto" {
 		quant = "auto: NF4 for this 16-bit checkpoint"
 	}
+	if b.int8 {
+		quant += ", --int8"
+	}
+	mode := fmt.Sprintf("Closed loop at concurrency %d", b.concurrency)
+	if b.rate > 0 {
+		mode = fmt.Sprintf("Open loop, Poisson arrivals at %.3g requests/s, at most %d in flight", b.rate, b.concurrency)
+	}
+	if b.rampUp > 0 {
+		mode += fmt.Sprintf(", ramped up over %s", b.rampUp)
+	}
+	if b.warmup > 0 {
+		bound = fmt.Sprintf("%s warm-up (not measured), then %s", b.warmup, bound)
+	}
+	promptUnit := "tokens"
+	if !b.exactPrompts {
+		promptUnit = "words"
+	}
 	fmt.Fprintf(w, "\nRandom %s-shape model (%s parameters, BF16 checkpoint, --quant %s), %d threads on %d CPUs (%s/%s, %s). "+
-		"Closed loop at concurrency %d, %s per scenario, prompts of %s tokens, %s output tokens (ignore_eos), seed %d. "+
+		"%s, %s per scenario, prompts of %s %s, %s output tokens (ignore_eos), seed %d. "+
 		"Adapters are random LoRAs, r=%d on all seven projections, equally popular. "+
 		"The server keeps at most %d adapters loaded",
 		shape.Name, params(shape.Params()), quant, b.threads, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(),
-		b.concurrency, bound, b.prompt, b.output, b.seed, benchRank, b.maxLoaded)
+		mode, bound, b.prompt, promptUnit, b.output, b.seed, benchRank, b.maxLoaded)
 	if slices.Max(counts) > b.maxLoaded {
 		fmt.Fprint(w, ", so in the scenarios with more adapters some requests also wait for their adapter to load from disk (cold)")
 	}
@@ -216,4 +269,53 @@ func params(n int64) string {
 		return fmt.Sprintf("%.2f M", float64(n)/1e6)
 	}
 	return fmt.Sprintf("%.0f M", float64(n)/1e6)
+}
+
+// startCPUProfile profiles the whole process into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// stepStats is what the scheduler did during one scenario.
+type stepStats struct {
+	wall                                 time.Duration
+	steps, decode, prefill, prefillSteps uint64
+	forward, sample, emit                time.Duration
+}
+
+func stepsBetween(a, b sched.Stats, rep *loadtest.Report) stepStats {
+	return stepStats{
+		wall:  time.Duration((rep.Seconds + rep.WarmupSeconds) * float64(time.Second)),
+		steps: b.Steps - a.Steps, decode: b.DecodeRows - a.DecodeRows, prefill: b.PrefillRows - a.PrefillRows,
+		prefillSteps: b.PrefillSteps - a.PrefillSteps,
+		forward:      b.ForwardTime - a.ForwardTime, sample: b.SampleTime - a.SampleTime, emit: b.EmitTime - a.EmitTime,
+	}
+}
+
+// writeSteps writes where each scenario's time went in the scheduler loop:
+// the batch composition and the per-step cost of the forward pass,
+// sampling and emitting tokens. The rest of the wall time the loop was idle
+// or planning, while HTTP, JSON and the load generator shared the cores.
+func writeSteps(w io.Writer, counts []int, st []stepStats) {
+	fmt.Fprintf(w, "\n| scenario | steps | steps/s | decode rows/step | prefill rows/step | steps with prefill | forward ms/step | sample ms/step | emit ms/step | loop busy |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for i, n := range counts {
+		s := st[i]
+		if s.steps == 0 || s.wall <= 0 {
+			continue
+		}
+		per := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(s.steps) }
+		fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.2f | %.2f | %.0f%% |\n", scenarioName(n),
+			s.steps, float64(s.steps)/s.wall.Seconds(), float64(s.decode)/float64(s.steps), float64(s.prefill)/float64(s.steps),
+			100*float64(s.prefillSteps)/float64(s.steps), per(s.forward), per(s.sample), per(s.emit),
+			100*float64(s.forward+s.sample+s.emit)/float64(s.wall))
+	}
 }

@@ -41,6 +41,8 @@ func runLoadtest(ctx context.Context, args []string) error {
 	fs.IntVar(&c.Requests, "requests", 0, "stop after this many requests (default 100 when --duration is unset)")
 	fs.DurationVar(&c.Duration, "duration", 0, "stop after this long")
 	fs.DurationVar(&c.Timeout, "timeout", 0, "per-request timeout (default 5m)")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "serve this long first without measuring (requests sent meanwhile are left out of the report)")
+	fs.DurationVar(&c.RampUp, "ramp-up", 0, "closed loop: start the workers evenly over this long; open loop: raise the rate linearly from 0 over this long")
 	fs.StringVar(&prompt, "prompt-tokens", "128", "prompt length in tokens: N or MIN-MAX")
 	fs.StringVar(&output, "output-tokens", "128", "max_tokens: N or MIN-MAX")
 	fs.StringVar(&c.PromptsFile, "prompts", "", `JSONL prompts file: {"prompt": ...} or {"messages": [...]} per line, optional "max_tokens"`)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/loraplex/loraplex/inference/kvcache"
 	"github.com/loraplex/loraplex/inference/model"
@@ -106,6 +107,8 @@ type Scheduler struct {
 
 type counters struct {
 	steps, prompt, generated, processed, preemptions atomic.Uint64
+	decodeRows, prefillRows, prefillSteps            atomic.Uint64
+	forwardNs, sampleNs, emitNs                      atomic.Int64
 }
 
 // New builds a scheduler over m and tok (nil: ids only, no text) with a KV cache sized by
@@ -234,6 +237,14 @@ type Stats struct {
 	// ProcessedTokens counts every row fed to the model, recomputation
 	// after preemption included.
 	Steps, PromptTokens, GeneratedTokens, ProcessedTokens, Preemptions uint64
+	// DecodeRows are rows that feed one sequence's latest token;
+	// PrefillRows are prompt (or recomputed) rows, and PrefillSteps the
+	// steps that had any. Their sum is ProcessedTokens.
+	DecodeRows, PrefillRows, PrefillSteps uint64
+	// Time the loop spent in the forward pass, in sampling (and logprobs)
+	// and in handing tokens to their requests (detokenizing, stop strings,
+	// queuing the events), summed over steps.
+	ForwardTime, SampleTime, EmitTime time.Duration
 }
 
 // Stats returns the current load.
@@ -253,6 +264,12 @@ func (s *Scheduler) Stats() Stats {
 	st.GeneratedTokens = s.counter.generated.Load()
 	st.ProcessedTokens = s.counter.processed.Load()
 	st.Preemptions = s.counter.preemptions.Load()
+	st.DecodeRows = s.counter.decodeRows.Load()
+	st.PrefillRows = s.counter.prefillRows.Load()
+	st.PrefillSteps = s.counter.prefillSteps.Load()
+	st.ForwardTime = time.Duration(s.counter.forwardNs.Load())
+	st.SampleTime = time.Duration(s.counter.sampleNs.Load())
+	st.EmitTime = time.Duration(s.counter.emitNs.Load())
 	return st
 }
 

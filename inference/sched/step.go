@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/loraplex/loraplex/inference/model"
 	"github.com/loraplex/loraplex/inference/sample"
@@ -25,11 +26,25 @@ func (s *Scheduler) step() {
 		return
 	}
 	s.inputs = s.inputs[:0]
+	var decode, prefill uint64
 	for _, p := range s.plan {
 		s.inputs = append(s.inputs, s.input(p))
+		if p.hi-p.lo == 1 && p.lo >= p.q.nv+p.q.promptLen {
+			decode++
+		} else {
+			prefill += uint64(p.hi - p.lo)
+		}
+	}
+	s.counter.decodeRows.Add(decode)
+	if prefill > 0 {
+		s.counter.prefillRows.Add(prefill)
+		s.counter.prefillSteps.Add(1)
 	}
 	s.counter.steps.Add(1)
+	t0 := time.Now()
 	logits, err := s.fwd.step(s.inputs)
+	t1 := time.Now()
+	s.counter.forwardNs.Add(int64(t1.Sub(t0)))
 	if err == nil {
 		// Sampling and logprobs cost O(vocabulary) per sequence: spread
 		// them over the pool, then emit in order on this goroutine.
@@ -37,9 +52,12 @@ func (s *Scheduler) step() {
 		s.picks = slices.Grow(s.picks[:0], len(s.plan))[:len(s.plan)]
 		s.cfg.Pool.For(len(s.plan), 1, s.decideFn)
 		s.logits = nil
+		t2 := time.Now()
 		for i, p := range s.plan {
 			s.apply(p.q, &s.picks[i])
 		}
+		s.counter.sampleNs.Add(int64(t2.Sub(t1)))
+		s.counter.emitNs.Add(int64(time.Since(t2)))
 		return
 	}
 	// The model rejected the batch before advancing anything. Run each
