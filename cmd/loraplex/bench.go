@@ -48,6 +48,8 @@ type benchFlags struct {
 	warmup, rampUp time.Duration
 	exactPrompts   bool
 	int8           bool
+	prefillFirst   bool
+	adapterBF16    bool
 	cpuProfile     string
 }
 
@@ -71,6 +73,8 @@ func runBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&b.rampUp, "ramp-up", 0, "start the load gradually over this long (closed loop: workers one by one; open loop: rate from 0)")
 	fs.BoolVar(&b.exactPrompts, "exact-prompt-tokens", true, "make prompts exactly --prompt-tokens long by the model's tokenizer (false: that many words, about two tokens each for the random model's tokenizer)")
 	fs.BoolVar(&b.int8, "int8", false, "serve with --int8 (int8 activations in the NF4 products)")
+	fs.BoolVar(&b.prefillFirst, "prefill-first", false, "serve with --prefill-first (new requests get a step of their own)")
+	fs.BoolVar(&b.adapterBF16, "adapter-bf16", false, "serve with --adapter-bf16 (LoRA weights in bfloat16)")
 	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -118,7 +122,7 @@ func runBench(ctx context.Context, args []string) error {
 	f.base.model, f.base.home, f.base.threads = modelDir, filepath.Join(tmp, "home"), b.threads
 	f.host, f.port, f.name, f.apiKey, f.adminKey = "127.0.0.1", 0, name, "", ""
 	f.reg.MaxAdapters = b.maxLoaded
-	f.base.int8 = b.int8
+	f.base.int8, f.sched.PrefillFirst, f.adapterBF16 = b.int8, b.prefillFirst, b.adapterBF16
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := startServer(ctx, &f, log)
 	if err != nil {
@@ -236,6 +240,12 @@ func (b *benchFlags) writeTable(w io.Writer, shape synth.Shape, quant string, co
 	}
 	if b.int8 {
 		quant += ", --int8"
+	}
+	if b.adapterBF16 {
+		quant += ", --adapter-bf16"
+	}
+	if b.prefillFirst {
+		quant += "; --prefill-first"
 	}
 	mode := fmt.Sprintf("Closed loop at concurrency %d", b.concurrency)
 	if b.rate > 0 {

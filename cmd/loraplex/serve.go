@@ -67,6 +67,7 @@ func (f *serveFlags) bind(fs *pflag.FlagSet) {
 	fs.IntVar(&f.sched.MaxQueue, "max-queue", sched.DefaultMaxQueue, "requests that may wait; beyond it the server answers 429")
 	fs.IntVar(&f.sched.MaxBatchTokens, "max-batch-tokens", sched.DefaultMaxBatchTokens, "tokens processed in one step (bounds step latency)")
 	fs.IntVar(&f.sched.PrefillChunk, "prefill-chunk", sched.DefaultPrefillChunk, "most prompt tokens of one request per step (chunked prefill)")
+	fs.BoolVar(&f.sched.PrefillFirst, "prefill-first", false, "give new requests a step of their own: lower time to first token, running streams pause for each prefill")
 	fs.IntVar(&f.sched.MaxContext, "max-context", 0, "cap on prompt plus output tokens (default: the model's)")
 	fs.Int64Var(&f.kvMiB, "kv-cache-mib", sched.DefaultKVBytes>>20, "memory for the paged KV cache, MiB")
 	fs.IntVar(&f.reg.MaxAdapters, "max-loaded-adapters", f.reg.MaxAdapters, "adapters kept in memory")

@@ -21,6 +21,12 @@ type Config struct {
 	// a long prompt is spread over several steps instead of stalling every
 	// decoding sequence. Default 128.
 	PrefillChunk int
+	// PrefillFirst gives new requests a step of their own: a step that
+	// can admit waiting requests runs only their prompt chunks, and the
+	// decoding sequences wait for the next one. Time to first token drops
+	// to about one prompt's prefill; running streams pause for it. Off,
+	// admissions share the step with every decoding sequence.
+	PrefillFirst bool
 	// BlockSize is the number of tokens per KV cache block. Default 16.
 	BlockSize int
 	// KVBytes is the memory budget of the KV cache. Default 256 MiB.

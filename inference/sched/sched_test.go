@@ -566,3 +566,51 @@ func TestSeededSamplingIgnoresBatching(t *testing.T) {
 		t.Errorf("no preemption happened; shrink the cache")
 	}
 }
+
+// TestPrefillFirst: with PrefillFirst the step that admits a request runs
+// only its prompt; the decoding sequence skips it and then both decode. The
+// tokens are those of each request alone.
+func TestPrefillFirst(t *testing.T) {
+	for _, c := range []struct {
+		first bool
+		want  [][]int // rows per sequence, per step
+	}{
+		{false, [][]int{{3}, {1, 5}, {1, 1}}},
+		{true, [][]int{{3}, {5}, {1, 1}}},
+	} {
+		s, f := newFake(t, Config{PrefillFirst: c.first}, 4, 64)
+		ra := &Request{Prompt: seqOf(3, 0), MaxTokens: 4, IgnoreEOS: true, Logprobs: -1}
+		rb := &Request{Prompt: seqOf(5, 7), MaxTokens: 2, IgnoreEOS: true, Logprobs: -1}
+		a, err := s.Submit(context.Background(), ra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.step()
+		b, err := s.Submit(context.Background(), rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s.Stats().Running+s.Stats().Waiting > 0 {
+			s.step()
+		}
+		// a's 4 tokens need 3 decode rows after its prompt, b's 2 need 1.
+		if st := s.Stats(); st.PrefillRows != 8 || st.DecodeRows != 4 || st.PrefillSteps != 2 || st.ProcessedTokens != 12 {
+			t.Errorf("PrefillFirst %v: %d prefill rows in %d steps, %d decode rows, %d processed; want 8 in 2, 4, 12",
+				c.first, st.PrefillRows, st.PrefillSteps, st.DecodeRows, st.ProcessedTokens)
+		}
+		for i, want := range c.want {
+			if !slices.Equal(f.steps[i], want) {
+				t.Errorf("PrefillFirst %v: step %d rows %v, want %v", c.first, i, f.steps[i], want)
+			}
+		}
+		for _, x := range []struct {
+			r  *Request
+			ch <-chan Event
+		}{{ra, a}, {rb, b}} {
+			want, _ := reference(x.r)
+			if got := tokensOf(drain(x.ch)); !slices.Equal(got, want) {
+				t.Errorf("PrefillFirst %v: tokens %v, want %v", c.first, got, want)
+			}
+		}
+	}
+}

@@ -114,10 +114,16 @@ func (s *Scheduler) reap() {
 // planBatch fills s.plan within the step's token budget. Running sequences
 // go first, oldest first, each reserving KV room for its rows; when the pool
 // is short the newest running sequence is preempted. Waiting sequences are
-// then admitted while slots, budget and KV room allow.
+// then admitted while slots, budget and KV room allow. With PrefillFirst a
+// step that can admit requests runs only their prompts.
 func (s *Scheduler) planBatch() {
 	s.plan = s.plan[:0]
 	budget := s.cfg.MaxBatchTokens
+	if s.cfg.PrefillFirst {
+		if s.admit(budget); len(s.plan) > 0 {
+			return
+		}
+	}
 	for i := 0; i < len(s.running) && budget > 0; i++ {
 		q := s.running[i]
 		n := s.chunk(q, budget)
@@ -127,6 +133,12 @@ func (s *Scheduler) planBatch() {
 		s.plan = append(s.plan, planned{q, q.kv.Len, q.kv.Len + n})
 		budget -= n
 	}
+	s.admit(budget)
+}
+
+// admit moves waiting sequences into the batch while slots, budget and KV
+// room allow.
+func (s *Scheduler) admit(budget int) {
 	for budget > 0 {
 		s.mu.Lock()
 		if len(s.running) >= s.cfg.MaxRunning {
