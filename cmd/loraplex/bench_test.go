@@ -60,3 +60,20 @@ func TestBenchTiny(t *testing.T) {
 		t.Errorf("the note lacks the registry budget:\n%s", out)
 	}
 }
+
+// bench's open loop with a ramp and the serving options: every request is
+// answered and the note and the step table describe the run.
+func TestBenchTinyOpenLoop(t *testing.T) {
+	out, err := run(t, "bench", "--shape", "tiny", "--adapters", "2", "--requests", "6", "--concurrency", "2",
+		"--request-rate", "1000", "--ramp-up", "1ms", "--prompt-tokens", "8", "--output-tokens", "3", "--threads", "2",
+		"--prefill-first", "--adapter-bf16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| 2 adapters | 2 | 6 |", "Open loop, Poisson arrivals at 1e+03 requests/s, at most 2 in flight, ramped up over 1ms",
+		"--adapter-bf16; --prefill-first", "prompts of 8 tokens", "| scenario | steps |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
