@@ -72,3 +72,29 @@ func TestMulGradSplits(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkNF4Train measures the products of a training step on the M
+// shape's NF4 projections at 256 activation rows: MulT (forward) and
+// MulGrad (backward).
+func BenchmarkNF4Train(b *testing.B) {
+	const n = 256
+	p := par.New(0)
+	for _, sh := range [][2]int{{2048, 2048}, {5632, 2048}, {2048, 5632}} {
+		R, C := sh[0], sh[1]
+		m := randomNF4(R, C)
+		r := rand.New(rand.NewPCG(6, 6))
+		x, y := randVec(r, n*C), make([]float32, n*R)
+		for _, op := range []string{"MulT", "MulGrad"} {
+			b.Run(fmt.Sprintf("%s/%dx%d", op, R, C), func(b *testing.B) {
+				for b.Loop() {
+					if op == "MulT" {
+						m.MulT(p, y, x, n)
+					} else {
+						m.MulGrad(p, x, y, n)
+					}
+				}
+				b.ReportMetric(2*float64(R*C*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
