@@ -109,6 +109,7 @@ type Trainer struct {
 	// The layer being computed's normed inputs, SwiGLU output and
 	// dropped-out LoRA input: recomputed in the backward pass, not kept.
 	h1, h2, mlp, xd []float32
+	mask            []float32 // the last dropout's mask/(1−p)
 	out             []float32 // scratch layer output during recomputation
 	rowLoss         []rowLoss // per row of a logits chunk
 }
