@@ -88,13 +88,13 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 	}
 
 	// MLP: xout = x2 + down(swiglu(gate(h2), up(h2))).
-	dmlp := zeroed(g.dmlp, n*f)
+	dmlp := zeroed(p, g.dmlp, n*f)
 	t.linearBackward(p, li, c, model.Down, dmlp, dx, t.mlp)
-	dgate, dup := zeroed(g.dgate, n*f), zeroed(g.dup, n*f)
+	dgate, dup := zeroed(p, g.dgate, n*f), zeroed(p, g.dup, n*f)
 	p.For(n, rowGrain(16*f), func(lo, hi int) {
 		ops.SwiGLUBackward(dgate[lo*f:hi*f], dup[lo*f:hi*f], dmlp[lo*f:hi*f], c.gate[lo*f:hi*f], c.up[lo*f:hi*f])
 	})
-	dh := zeroed(g.dh, n*h)
+	dh := zeroed(p, g.dh, n*h)
 	t.linearBackward(p, li, c, model.Gate, dh, dgate, t.h2)
 	t.linearBackward(p, li, c, model.Up, dh, dup, t.h2)
 	p.For(n, rowGrain(2*h), func(lo, hi int) {
@@ -104,9 +104,9 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 	})
 
 	// Attention: x2 = x + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
-	da := zeroed(g.da, n*qd)
+	da := zeroed(p, g.da, n*qd)
 	t.linearBackward(p, li, c, model.O, da, dx, c.a)
-	dq, dk, dv := zeroed(g.dq, n*qd), zeroed(g.dk, n*kd), zeroed(g.dv, n*kd)
+	dq, dk, dv := zeroed(p, g.dq, n*qd), zeroed(p, g.dk, n*kd), zeroed(p, g.dv, n*kd)
 	ops.AttentionBackward(p, &t.attn, dq, dk, dv, da, c.probs, c.q, c.k, c.v, t.lens, t.shape)
 	p.For(n, rowGrain(qd+kd), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -120,7 +120,7 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 			}
 		}
 	})
-	dh = zeroed(g.dh, n*h)
+	dh = zeroed(p, g.dh, n*h)
 	t.linearBackward(p, li, c, model.Q, dh, dq, t.h1)
 	t.linearBackward(p, li, c, model.K, dh, dk, t.h1)
 	t.linearBackward(p, li, c, model.V, dh, dv, t.h1)
@@ -131,9 +131,10 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 	})
 }
 
-func zeroed(b []float32, n int) []float32 {
+// zeroed clears b[:n] on p's workers and returns it.
+func zeroed(p *par.Pool, b []float32, n int) []float32 {
 	b = b[:n]
-	clear(b)
+	p.For(n, 1<<16, func(lo, hi int) { clear(b[lo:hi]) })
 	return b
 }
 
@@ -187,12 +188,12 @@ func (t *Trainer) linearBackward(p *par.Pool, li int, c *acts, mod model.Module,
 		// as much memory as all the layer's other activations.
 		x = t.xd[:n*in]
 		t.dropout(p, li, mod, x, xin[:n*in])
-		dxl = zeroed(t.g.dxd, n*in)
+		dxl = zeroed(p, t.g.dxd, n*in)
 	}
 	r := lr.R
 	bt := grow(&t.g.bt, r*out)
 	ops.Transpose(bt, lr.B, out, r)
-	dBt := zeroed(grow(&t.g.dbt, r*out), r*out)
+	dBt := zeroed(par.Serial, grow(&t.g.dbt, r*out), r*out)
 	ops.LoRABackward(p, dxl, t.gA[li][mod], dBt, grow(&t.g.lora, 3*n*r), dy, x, c.t[mod], lr.A, bt, n, in, out, r, lr.Scale)
 	gB := t.gB[li][mod]
 	for j := 0; j < r; j++ {
