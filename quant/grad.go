@@ -2,6 +2,7 @@ package quant
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/loraplex/loraplex/quant/par"
 	"github.com/loraplex/loraplex/quant/vec"
@@ -27,10 +28,10 @@ const (
 
 // gradSplit divides MulGrad's dx (n×C) into strips × blocks equal work
 // items: column strips of whole 64-column units (at most gradCols wide)
-// and blocks of rows (at most gradBlockRows long). The pool hands each
-// worker one contiguous run of items, so the count should be a multiple of
-// the workers: else the rows are cut into more blocks (when each keeps at
-// least four rows for the kernel), or failing that the strips narrow to
+// and blocks of rows (at most gradBlockRows long). Workers claim items one
+// by one, so the count should be a multiple of the workers for each to get
+// the same share: else the rows are cut into more blocks (when each keeps
+// at least four rows for the kernel), or failing that the strips narrow to
 // single units, so no worker is left with more than one unit extra.
 func gradSplit(C, n, workers int) (strips, blocks int) {
 	units := (C + gradUnit - 1) / gradUnit
@@ -54,13 +55,14 @@ type gradJob struct {
 	units     int // 64-column units of dx, the last maybe partial
 	strips    int
 	blocks    int
-	blockRows int // a multiple of 4; the last block may be short or empty
+	blockRows int          // a multiple of 4; the last block may be short or empty
+	next      atomic.Int64 // the next item to claim
 	run       func(lo, hi int)
 }
 
 var gradJobs = sync.Pool{New: func() any {
 	j := new(gradJob)
-	j.run = j.do
+	j.run = j.claim
 	return j
 }}
 
@@ -80,10 +82,27 @@ func mulGrad(s source, p *par.Pool, dx, dy []float32, n int) {
 	j := gradJobs.Get().(*gradJob)
 	j.s, j.dx, j.dy, j.n = s, dx, dy, n
 	j.units, j.strips, j.blocks, j.blockRows = (C+gradUnit-1)/gradUnit, strips, blocks, (rows+3)&^3
-	// Strip-major order: a worker's run of items shares strips of W.
-	p.For(strips*blocks, max(1, minRowWork/max(1, gradCols*R*rows)), j.run)
+	j.next.Store(0)
+	// Workers claim items one at a time, so one that starts late or
+	// loses its core hands its items to the others; with equal items and
+	// no such delay every worker gets the same number.
+	items := strips * blocks
+	if items*gradCols*R*rows < 2*minRowWork {
+		j.do(0, items)
+	} else {
+		p.For(min(p.Workers(), items), 1, j.run)
+	}
 	j.s, j.dx, j.dy = nil, nil, nil
 	gradJobs.Put(j)
+}
+
+// claim is one worker's loop: it runs items until none are left; its
+// range is ignored.
+func (j *gradJob) claim(_, _ int) {
+	items := j.strips * j.blocks
+	for u := int(j.next.Add(1)) - 1; u < items; u = int(j.next.Add(1)) - 1 {
+		j.do(u, u+1)
+	}
 }
 
 // do runs items [lo, hi): item u is strip u / blocks, block u % blocks.
