@@ -46,8 +46,12 @@
 //
 // MulT with several rows widens a panel of 16 weight rows to float32 once
 // and multiplies it with up to 64 activation rows in 4×4 register tiles, so
-// a decode batch pays the dequantization once. MulGrad widens 64×256 tiles
-// of W once per call and accumulates dy·W into 4×64 tiles of dx.
+// a decode batch pays the dequantization once. MulGrad cuts dx into equal
+// items of up to 256 rows × 256 columns, as many as a multiple of the
+// workers where it can (a fixed split of three strips over two cores would
+// leave one idle most of the call), which the workers claim one by one;
+// each item widens 64×256 tiles of W and accumulates dy·W into 4×64 tiles
+// of dx.
 //
 // The paths sum in different orders, so a row's result from a batch can
 // differ from the same row computed alone in the last float32 bits. All

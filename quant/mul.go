@@ -51,12 +51,6 @@ const (
 	// the panel, so a prefill of any length widens each panel once per 64
 	// rows, and a decode batch of up to 64 widens it exactly once.
 	batchRows = 64
-	// gradCols × gradRows is the tile of W that MulGrad widens at a time
-	// (64 KiB, in L2): its dx strip (n·1 KiB) stays in cache while the
-	// 4×64 kernel sweeps it, and each kernel call runs 64 rows deep so the
-	// accumulators are loaded and stored once per 64 multiply-adds.
-	gradCols = 256
-	gradRows = 64
 )
 
 var scratchPool = sync.Pool{New: func() any { return new([]float32) }}
@@ -103,7 +97,6 @@ const (
 	jobQuad                  // NF4 MulT, 1-3 rows in quad order
 	jobQuadQ8                // NF4 int8 MulT, 1-3 rows
 	jobPanel                 // MulT, several activation rows
-	jobGrad                  // MulGrad
 	jobQ8Acts                // NF4 int8 MulT: quantize the activations
 	jobQ8                    // NF4 int8 MulT: the products
 )
@@ -188,8 +181,6 @@ func (j *job) do(lo, hi int) {
 		j.s.(*NF4).rowsQ8(j.out, j.xa, j.n, lo, hi)
 	case jobPanel:
 		panelRange(j.s, j.out, j.in, j.n, lo, hi)
-	case jobGrad:
-		gradRange(j.s, j.out, j.in, j.n, lo, hi)
 	case jobQ8Acts:
 		j.s.(*NF4).q8Acts(j.q8, j.in, j.n, lo, hi)
 	case jobQ8:
@@ -262,70 +253,6 @@ func panelMulT(t *[16]float32, y, x, w []float32, R, C, r0, r1, i0, i1 int) {
 		xi := x[i*C : (i+1)*C]
 		for r := r0; r < r1; r++ {
 			y[i*R+r] = vec.Dot(w[(r-r0)*C:(r-r0+1)*C], xi)
-		}
-	}
-}
-
-// mulGrad computes dx[n×C] += dy[n×R]·W. Workers own disjoint column strips
-// of dx, so no two write the same value; each widens its strip of W panel by
-// panel, once per call, and applies it to every activation row, four rows
-// at a time through the acc4x64 kernel.
-func mulGrad(s source, p *par.Pool, dx, dy []float32, n int) {
-	R, C := s.Rows(), s.Cols()
-	checkMul("MulGrad", s, dx, dy, C, R, n)
-	if n == 0 || C == 0 {
-		return
-	}
-	strips := (C + gradCols - 1) / gradCols
-	start(p, jobGrad, s, dx, dy, n, strips, max(1, minRowWork/max(1, gradCols*R*n)))
-}
-
-// gradRange is the share of one worker in MulGrad: column strips [lo, hi).
-func gradRange(s source, dx, dy []float32, n, lo, hi int) {
-	R, C := s.Rows(), s.Cols()
-	buf := getScratch(gradRows * gradCols)
-	defer scratchPool.Put(buf)
-	for st := lo; st < hi; st++ {
-		c0, c1 := st*gradCols, min(C, (st+1)*gradCols)
-		wd := c1 - c0
-		for r0 := 0; r0 < R; r0 += gradRows {
-			r1 := min(R, r0+gradRows)
-			w := (*buf)[:(r1-r0)*wd]
-			for r := r0; r < r1; r++ {
-				s.decode(w[(r-r0)*wd:], r, c0, c1)
-			}
-			panelMulGrad(dx, dy, w, R, C, r0, r1, c0, c1, n)
-		}
-	}
-}
-
-// panelMulGrad adds dy[:, r0:r1]·w to dx[:, c0:c1], where w holds rows
-// r0..r1 of W restricted to columns c0..c1.
-func panelMulGrad(dx, dy, w []float32, R, C, r0, r1, c0, c1, n int) {
-	wd := c1 - c0
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		c := 0
-		for ; c+64 <= wd; c += 64 {
-			_ = dx[(i+3)*C+c0+c+63]
-			kern.acc4x64(dx[i*C+c0+c:], C, dy[i*R+r0:], R, w[c:], wd, r1-r0)
-		}
-		if c < wd {
-			for a := range 4 {
-				axpyRows(dx[(i+a)*C+c0+c:(i+a)*C+c1], dy[(i+a)*R:], w[c:], wd, r0, r1)
-			}
-		}
-	}
-	for ; i < n; i++ {
-		axpyRows(dx[i*C+c0:i*C+c1], dy[i*R:], w, wd, r0, r1)
-	}
-}
-
-// axpyRows adds Σ_r dyRow[r]·w[(r-r0)·ld:][:len(dst)] to dst.
-func axpyRows(dst, dyRow, w []float32, ld, r0, r1 int) {
-	for r := r0; r < r1; r++ {
-		if a := dyRow[r]; a != 0 {
-			vec.Axpy(a, w[(r-r0)*ld:(r-r0)*ld+len(dst)], dst)
 		}
 	}
 }

@@ -252,23 +252,15 @@ func softmaxColumns(st []float32, nk, n, i0 int) {
 		lo := max(0, j-i0)
 		clear(row[:lo])
 		r := row[lo:]
-		for i := range r {
-			r[i] -= m[lo+i]
-		}
+		vec.Axpy(-1, m[lo:], r)
 		expSlice(r)
-		s := sum[lo:]
-		for i, e := range r {
-			s[i] += e
-		}
+		vec.Add(sum[lo:], r)
 	}
 	for i, s := range sum {
 		sum[i] = 1 / s
 	}
 	for j := range nk {
-		row := st[j*n : (j+1)*n]
-		for i, r := range sum {
-			row[i] *= r
-		}
+		vec.Mul(st[j*n:(j+1)*n], sum)
 	}
 }
 

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // ErrConfig marks invalid optimiser settings or state.
@@ -132,12 +135,22 @@ type StepResult struct {
 // AdamW update and zeroes the gradients.
 func (o *AdamW) Step(gradScale float32) StepResult {
 	o.step++
-	var sq float64
-	for _, p := range o.params {
-		for i := range p.G {
-			p.G[i] *= gradScale
-			sq += float64(p.G[i]) * float64(p.G[i])
+	// Parameters are independent: both passes run on every core. Each
+	// parameter's sum of squares is its own, summed in order afterwards,
+	// so the norm does not depend on the number of cores.
+	sqs := make([]float64, len(o.params))
+	o.each(func(j int) {
+		var sq float64
+		g := o.params[j].G
+		for i := range g {
+			g[i] *= gradScale
+			sq += float64(g[i]) * float64(g[i])
 		}
+		sqs[j] = sq
+	})
+	var sq float64
+	for _, s := range sqs {
+		sq += s
 	}
 	norm := math.Sqrt(sq)
 	clip := float32(1)
@@ -151,7 +164,8 @@ func (o *AdamW) Step(gradScale float32) StepResult {
 	bc2 := float32(math.Sqrt(1 - math.Pow(o.cfg.Beta2, float64(o.step))))
 	stepSize := float32(lr) / bc1
 	eps := float32(o.cfg.Eps)
-	for j, p := range o.params {
+	o.each(func(j int) {
+		p := o.params[j]
 		decay := float32(1)
 		if p.Decay {
 			decay = float32(1 - lr*o.cfg.WeightDecay)
@@ -165,8 +179,23 @@ func (o *AdamW) Step(gradScale float32) StepResult {
 			p.W[i] = p.W[i]*decay - stepSize*m[i]/denom
 			p.G[i] = 0
 		}
-	}
+	})
 	return StepResult{LR: lr, GradNorm: norm}
+}
+
+// each calls fn for every parameter index, the indices split over
+// GOMAXPROCS goroutines.
+func (o *AdamW) each(fn func(j int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(o.params)) {
+		wg.Go(func() {
+			for j := int(next.Add(1)) - 1; j < len(o.params); j = int(next.Add(1)) - 1 {
+				fn(j)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 type state struct {

@@ -88,13 +88,13 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 	}
 
 	// MLP: xout = x2 + down(swiglu(gate(h2), up(h2))).
-	dmlp := zeroed(g.dmlp, n*f)
+	dmlp := zeroed(p, g.dmlp, n*f)
 	t.linearBackward(p, li, c, model.Down, dmlp, dx, t.mlp)
-	dgate, dup := zeroed(g.dgate, n*f), zeroed(g.dup, n*f)
+	dgate, dup := zeroed(p, g.dgate, n*f), zeroed(p, g.dup, n*f)
 	p.For(n, rowGrain(16*f), func(lo, hi int) {
 		ops.SwiGLUBackward(dgate[lo*f:hi*f], dup[lo*f:hi*f], dmlp[lo*f:hi*f], c.gate[lo*f:hi*f], c.up[lo*f:hi*f])
 	})
-	dh := zeroed(g.dh, n*h)
+	dh := zeroed(p, g.dh, n*h)
 	t.linearBackward(p, li, c, model.Gate, dh, dgate, t.h2)
 	t.linearBackward(p, li, c, model.Up, dh, dup, t.h2)
 	p.For(n, rowGrain(2*h), func(lo, hi int) {
@@ -104,9 +104,9 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 	})
 
 	// Attention: x2 = x + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
-	da := zeroed(g.da, n*qd)
+	da := zeroed(p, g.da, n*qd)
 	t.linearBackward(p, li, c, model.O, da, dx, c.a)
-	dq, dk, dv := zeroed(g.dq, n*qd), zeroed(g.dk, n*kd), zeroed(g.dv, n*kd)
+	dq, dk, dv := zeroed(p, g.dq, n*qd), zeroed(p, g.dk, n*kd), zeroed(p, g.dv, n*kd)
 	ops.AttentionBackward(p, &t.attn, dq, dk, dv, da, c.probs, c.q, c.k, c.v, t.lens, t.shape)
 	p.For(n, rowGrain(qd+kd), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -120,7 +120,7 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 			}
 		}
 	})
-	dh = zeroed(g.dh, n*h)
+	dh = zeroed(p, g.dh, n*h)
 	t.linearBackward(p, li, c, model.Q, dh, dq, t.h1)
 	t.linearBackward(p, li, c, model.K, dh, dk, t.h1)
 	t.linearBackward(p, li, c, model.V, dh, dv, t.h1)
@@ -131,9 +131,10 @@ func (t *Trainer) backwardLayer(p *par.Pool, li int, x, dx []float32) {
 	})
 }
 
-func zeroed(b []float32, n int) []float32 {
+// zeroed clears b[:n] on p's workers and returns it.
+func zeroed(p *par.Pool, b []float32, n int) []float32 {
 	b = b[:n]
-	clear(b)
+	p.For(n, 1<<16, func(lo, hi int) { clear(b[lo:hi]) })
 	return b
 }
 
@@ -187,12 +188,12 @@ func (t *Trainer) linearBackward(p *par.Pool, li int, c *acts, mod model.Module,
 		// as much memory as all the layer's other activations.
 		x = t.xd[:n*in]
 		t.dropout(p, li, mod, x, xin[:n*in])
-		dxl = zeroed(t.g.dxd, n*in)
+		dxl = zeroed(p, t.g.dxd, n*in)
 	}
 	r := lr.R
 	bt := grow(&t.g.bt, r*out)
 	ops.Transpose(bt, lr.B, out, r)
-	dBt := zeroed(grow(&t.g.dbt, r*out), r*out)
+	dBt := zeroed(par.Serial, grow(&t.g.dbt, r*out), r*out)
 	ops.LoRABackward(p, dxl, t.gA[li][mod], dBt, grow(&t.g.lora, 3*n*r), dy, x, c.t[mod], lr.A, bt, n, in, out, r, lr.Scale)
 	gB := t.gB[li][mod]
 	for j := 0; j < r; j++ {
@@ -201,7 +202,7 @@ func (t *Trainer) linearBackward(p *par.Pool, li int, c *acts, mod model.Module,
 		}
 	}
 	if t.train {
-		t.dropoutGrad(p, li, mod, dx[:n*in], dxl, x, xin[:n*in])
+		t.dropoutGrad(p, dx[:n*in], dxl)
 	}
 }
 
@@ -212,10 +213,11 @@ func (t *Trainer) lora(li int, mod model.Module) *model.LoRA {
 	return t.ad.LoRA[li][mod]
 }
 
-// dropout writes dst = src·mask/(1−p). The mask is a pure function of the
-// seed, the batch key, the layer, the module and the element, so the
-// recomputation in the backward pass and the gradient see the same mask.
-// Each 64-bit hash yields four 16-bit uniforms (p is resolved to 1/65536).
+// dropout writes dst = src·mask/(1−p), leaving mask/(1−p) in t.mask for
+// dropoutGrad. The mask is a pure function of the seed, the batch key, the
+// layer, the module and the element, so the recomputation in the backward
+// pass and the gradient see the same mask. Each 64-bit hash yields four
+// 16-bit uniforms (p is resolved to 1/65536); the products run as vectors.
 func (t *Trainer) dropout(p *par.Pool, li int, mod model.Module, dst, src []float32) {
 	keep := float32(1 / (1 - float64(t.cfg.Dropout)))
 	threshold := uint64(float64(t.cfg.Dropout) * 65536)
@@ -223,45 +225,37 @@ func (t *Trainer) dropout(p *par.Pool, li int, mod model.Module, dst, src []floa
 	// factor[1] applies where the uniform u is below the threshold: the
 	// sign bit of u − threshold picks it without a branch.
 	factor := [2]float32{keep, 0}
+	mask := grow(&t.mask, len(src))
 	p.For((len(src)+3)/4, 1<<12, func(lo, hi int) {
 		for q := lo; q < hi; q++ {
 			h := mix(base + uint64(q))
-			if i := 4 * q; i+4 <= len(src) {
-				s, d := src[i:i+4:i+4], dst[i:i+4:i+4]
-				d[0] = s[0] * factor[(h&0xffff-threshold)>>63]
-				d[1] = s[1] * factor[(h>>16&0xffff-threshold)>>63]
-				d[2] = s[2] * factor[(h>>32&0xffff-threshold)>>63]
-				d[3] = s[3] * factor[(h>>48-threshold)>>63]
+			if i := 4 * q; i+4 <= len(mask) {
+				m := mask[i : i+4 : i+4]
+				m[0] = factor[(h&0xffff-threshold)>>63]
+				m[1] = factor[(h>>16&0xffff-threshold)>>63]
+				m[2] = factor[(h>>32&0xffff-threshold)>>63]
+				m[3] = factor[(h>>48-threshold)>>63]
 				continue
 			}
-			for i := 4 * q; i < len(src); i++ {
-				dst[i] = src[i] * factor[(h&0xffff-threshold)>>63]
+			for i := 4 * q; i < len(mask); i++ {
+				mask[i] = factor[(h&0xffff-threshold)>>63]
 				h >>= 16
 			}
 		}
+		lo, hi = 4*lo, min(len(src), 4*hi)
+		copy(dst[lo:hi], src[lo:hi])
+		vec.Mul(dst[lo:hi], mask[lo:hi])
 	})
 }
 
-// dropoutGrad adds the gradient dxd of the dropped-out input xd to dx,
-// the gradient of the input x: dx += dxd·mask/(1−p). The mask is read off
-// xd (a kept value is non-zero unless its input was zero); only zero inputs
-// need the hash again.
-func (t *Trainer) dropoutGrad(p *par.Pool, li int, mod model.Module, dx, dxd, xd, x []float32) {
-	keep := float32(1 / (1 - float64(t.cfg.Dropout)))
-	threshold := uint64(float64(t.cfg.Dropout) * 65536)
-	base := mix(t.cfg.Seed ^ mix(t.key^mix(uint64(li)<<8|uint64(mod))))
-	p.For(len(dx), 1<<14, func(lo, hi int) {
-		dx, dxd, xd, x := dx[lo:hi], dxd[lo:hi], xd[lo:hi], x[lo:hi]
-		for i, g := range dxd {
-			kept := xd[i] != 0
-			if x[i] == 0 {
-				j := lo + i
-				kept = (mix(base+uint64(j/4))>>(16*(j%4)))&0xffff >= threshold
-			}
-			if kept {
-				dx[i] += g * keep
-			}
-		}
+// dropoutGrad adds the gradient dxd of the dropped-out input to dx, the
+// gradient of the input: dx += dxd·mask/(1−p), with the mask of the last
+// dropout call (the same layer and module). dxd is scratch.
+func (t *Trainer) dropoutGrad(p *par.Pool, dx, dxd []float32) {
+	mask := t.mask[:len(dxd)]
+	p.For(len(dxd), 1<<14, func(lo, hi int) {
+		vec.Mul(dxd[lo:hi], mask[lo:hi])
+		vec.Add(dx[lo:hi], dxd[lo:hi])
 	})
 }
 

@@ -109,7 +109,15 @@ type Trainer struct {
 	// The layer being computed's normed inputs, SwiGLU output and
 	// dropped-out LoRA input: recomputed in the backward pass, not kept.
 	h1, h2, mlp, xd []float32
+	mask            []float32 // the last dropout's mask/(1−p)
 	out             []float32 // scratch layer output during recomputation
+	rowLoss         []rowLoss // per row of a logits chunk
+}
+
+// rowLoss is one row's share of a Result, computed in parallel.
+type rowLoss struct {
+	loss    float64
+	correct bool
 }
 
 // acts are one layer's activations, kept for its backward pass.
@@ -362,6 +370,9 @@ func (t *Trainer) size(n int) {
 	grow(&g.dhn, rows*h)
 	grow(&g.logits, rows*c.Vocab)
 	grow(&g.dlogits, rows*c.Vocab)
+	if cap(t.rowLoss) < rows {
+		t.rowLoss = make([]rowLoss, rows)
+	}
 }
 
 // size grows a's buffers to n rows and returns their size in bytes.
@@ -443,30 +454,39 @@ func (t *Trainer) head(p *par.Pool, backward bool) Result {
 		}
 		rows := r1 - r0
 		hn, logits, dl := t.g.hn[:rows*h], t.g.logits[:rows*vocab], t.g.dlogits[:rows*vocab]
-		for r := r0; r < r1; r++ {
-			ops.RMSNorm(hn[(r-r0)*h:(r-r0+1)*h], last[r*h:(r+1)*h], t.m.Norm, eps)
-		}
+		p.For(rows, rowGrain(h), func(lo, hi int) {
+			for r := r0 + lo; r < r0+hi; r++ {
+				ops.RMSNorm(hn[(r-r0)*h:(r-r0+1)*h], last[r*h:(r+1)*h], t.m.Norm, eps)
+			}
+		})
 		t.m.Head.MulT(p, logits, hn, rows)
-		if backward {
-			clear(dl)
-		}
+		losses := t.rowLoss[:rows]
+		p.For(rows, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				tg, drow := t.targets[r0+i], dl[i*vocab:(i+1)*vocab]
+				if tg < 0 {
+					if backward {
+						clear(drow)
+					}
+					continue
+				}
+				row := logits[i*vocab : (i+1)*vocab]
+				losses[i].correct = int32(vec.MaxIndex(row)) == tg
+				// One row at a time, so the gradient is that of the summed
+				// (not averaged) loss; the optimiser step divides by
+				// tokens. Without a backward pass drow is scratch.
+				loss, _ := ops.CrossEntropy(drow, row, vocab, t.targets[r0+i:r0+i+1])
+				losses[i].loss = float64(loss)
+			}
+		})
 		for i, tg := range t.targets[r0:r1] {
-			if tg < 0 {
-				continue
+			if tg >= 0 {
+				res.Loss += losses[i].loss
+				res.Tokens++
+				if losses[i].correct {
+					res.Correct++
+				}
 			}
-			row := logits[i*vocab : (i+1)*vocab]
-			if int32(vec.MaxIndex(row)) == tg {
-				res.Correct++
-			}
-			// One row at a time, so the gradient is that of the summed
-			// (not averaged) loss; the optimiser step divides by tokens.
-			var drow []float32
-			if backward {
-				drow = dl[i*vocab : (i+1)*vocab]
-			}
-			loss, _ := ops.CrossEntropy(drow, row, vocab, t.targets[r0+i:r0+i+1])
-			res.Loss += float64(loss)
-			res.Tokens++
 		}
 		if !backward {
 			continue
@@ -474,9 +494,11 @@ func (t *Trainer) head(p *par.Pool, backward bool) Result {
 		dhn := t.g.dhn[:rows*h]
 		clear(dhn)
 		t.m.Head.MulGrad(p, dhn, dl, rows)
-		for r := r0; r < r1; r++ {
-			ops.RMSNormBackward(dx[r*h:(r+1)*h], nil, dhn[(r-r0)*h:(r-r0+1)*h], last[r*h:(r+1)*h], t.m.Norm, eps)
-		}
+		p.For(rows, rowGrain(2*h), func(lo, hi int) {
+			for r := r0 + lo; r < r0+hi; r++ {
+				ops.RMSNormBackward(dx[r*h:(r+1)*h], nil, dhn[(r-r0)*h:(r-r0+1)*h], last[r*h:(r+1)*h], t.m.Norm, eps)
+			}
+		})
 	}
 	return res
 }

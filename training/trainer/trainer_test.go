@@ -418,7 +418,7 @@ func slicesEqual(a, b []float32) bool {
 }
 
 // TestDropoutGrad checks that the backward mask equals the forward mask,
-// including for zero inputs whose dropped-out value says nothing.
+// including for zero inputs, whose dropped-out value says nothing.
 func TestDropoutGrad(t *testing.T) {
 	m := tinyModel(t, false, false)
 	ad, _ := NewLoRA(m, LoRASpec{R: 1, Alpha: 1, Targets: allModules}, 1)
@@ -434,7 +434,7 @@ func TestDropoutGrad(t *testing.T) {
 	p := par.New(2)
 	tr.dropout(p, 0, model.O, mask, ones)
 	tr.dropout(p, 0, model.O, xd, x)
-	tr.dropoutGrad(p, 0, model.O, dx, ones, xd, x)
+	tr.dropoutGrad(p, dx, append([]float32(nil), ones...))
 	for i := range dx {
 		if dx[i] != mask[i] {
 			t.Fatalf("element %d (input %v): gradient mask %v, forward mask %v", i, x[i], dx[i], mask[i])
