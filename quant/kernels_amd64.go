@@ -236,6 +236,37 @@ func q8TileVNNI(t *[q8TileRows * 16]float32, acts *q8Acts, i, m int, wu []byte, 
 	f(t, &acts.xq[i*C], C, &acts.sx[i], &acts.corr[i], np, &wu[0], &sw[0], nb)
 }
 
+//go:noescape
+func q8WidenVNNI(wu *byte, p *byte, idx *[16]int32, nb int, u8 *[16]byte)
+
+// q8WidenChecked runs q8WidenVNNI on whole panels.
+func q8WidenChecked(wu, p []byte, rows, nb int) {
+	if rows != q8Panel || nb <= 0 {
+		q8WidenGeneric(wu, p, rows, nb)
+		return
+	}
+	_, _ = wu[nb*1024-1], p[16*nb*32-1]
+	var idx [16]int32
+	for l := range idx {
+		idx[l] = int32(l * nb * 32)
+	}
+	q8WidenVNNI(&wu[0], &p[0], &idx, nb, &nf4U8)
+}
+
+//go:noescape
+func q8QuantVNNI(xq *byte, sx *float32, corr *int32, np int, x *float32, nb int)
+
+// q8QuantChecked runs q8QuantVNNI on row a of acts.
+func q8QuantChecked(acts *q8Acts, a int, x []float32) {
+	nb := len(x) / nf4Block
+	if nb == 0 {
+		return
+	}
+	C, np := len(x), acts.np
+	_, _, _ = acts.xq[(a+1)*C-1], acts.sx[(nb-1)*np+a], acts.corr[(nb-1)*np+a]
+	q8QuantVNNI(&acts.xq[a*C], &acts.sx[a], &acts.corr[a], np, &x[0], nb)
+}
+
 var (
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 	hasAVX512 = hasAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512DQ
@@ -252,6 +283,8 @@ var (
 		f16Decode:  f16DecodeAVX2,
 		dot4x4:     dot4x4AVX2,
 		acc4x64:    acc4x64AVX2,
+		q8Widen:    q8WidenGeneric,
+		q8Quant:    (*q8Acts).quantize,
 	}
 	// float16 weights are rare (lm_head and embeddings ship as bf16); the
 	// AVX-512 set keeps the AVX2 F16C kernels for them.
@@ -272,6 +305,8 @@ var (
 		dot4x4:       dot4x4AVX512,
 		acc4x64:      acc4x64AVX512,
 		q8Tile:       q8TileVNNI,
+		q8Widen:      q8WidenChecked,
+		q8Quant:      q8QuantChecked,
 	}
 )
 
@@ -290,6 +325,9 @@ func kernelVariants() []kernelSet {
 		ks := avx512Kernels
 		if !cpu.X86.HasAVX512VNNI {
 			ks.q8Tile, ks.nf4RowsQ8, ks.nf4Rows2Q8 = nil, nil, nil
+		}
+		if !cpu.X86.HasAVX512VNNI || !cpu.X86.HasAVX512VBMI {
+			ks.q8Widen, ks.q8Quant = q8WidenGeneric, (*q8Acts).quantize
 		}
 		v = append(v, ks)
 	}

@@ -46,7 +46,8 @@ type q8Acts struct {
 	np   int
 }
 
-// quantizeActs writes row a of acts from x (len cols, cols%64 == 0).
+// quantize writes row a of acts from x (len cols, cols%64 == 0); the
+// assembly q8Quant kernels implement it.
 func (acts *q8Acts) quantize(a int, x []float32) {
 	C, np := len(x), acts.np
 	xq := acts.xq[a*C : (a+1)*C]
@@ -94,27 +95,38 @@ var nf4Q8 = sync.OnceValue(func() *[1 << 16]uint32 {
 
 // panelQ8 widens rows [r0, r1) (at most q8Panel) of q (cols%64 == 0) into
 // the row-lane layout: wu (nb·1024 bytes) and sw (nb·16 block scales/127).
-// Lanes past r1 get offset zeros and scale 0, so they add nothing.
+// Lanes past r1 get scale 0, so they add nothing.
 func (q *NF4) panelQ8(wu []byte, sw []float32, r0, r1 int) {
-	t := nf4Q8()
 	nb := q.cols / nf4Block
 	for l := range q8Panel {
-		r := r0 + l
-		if r >= r1 {
-			for b := range nb {
-				sw[b*16+l] = 0
-				for j := range 16 {
-					binary.LittleEndian.PutUint32(wu[(b*16+j)*64+4*l:], 0x80808080)
-				}
-			}
-			continue
-		}
 		for b := range nb {
-			sw[b*16+l] = q.scale(r*nb+b) / 127
-			p := (*[32]byte)(q.packed[(r*nb+b)*32:])
+			s := float32(0)
+			if r0+l < r1 {
+				s = q.scale((r0+l)*nb+b) / 127
+			}
+			sw[b*16+l] = s
+		}
+	}
+	kern.q8Widen(wu, q.packed[r0*nb*32:r1*nb*32], r1-r0, nb)
+}
+
+// q8WidenGeneric is the loop the assembly q8Widen kernels implement: it
+// writes rows (≤ 16) rows of nb packed blocks each, p row-major, into the
+// row-lane layout wu, lanes past rows as offset zeros.
+func q8WidenGeneric(wu, p []byte, rows, nb int) {
+	t := nf4Q8()
+	for l := range q8Panel {
+		for b := range nb {
 			w := wu[b*1024+4*l:]
+			if l >= rows {
+				for j := range 16 {
+					binary.LittleEndian.PutUint32(w[j*64:], 0x80808080)
+				}
+				continue
+			}
+			blk := (*[32]byte)(p[(l*nb+b)*32:])
 			for j := range 16 {
-				binary.LittleEndian.PutUint32(w[j*64:], t[uint16(p[2*j])|uint16(p[2*j+1])<<8])
+				binary.LittleEndian.PutUint32(w[j*64:], t[uint16(blk[2*j])|uint16(blk[2*j+1])<<8])
 			}
 		}
 	}
@@ -216,7 +228,7 @@ func (q *NF4) q8ActsRange(acts *q8Acts, x []float32, n, lo, hi int) {
 	C := q.cols
 	for a := lo; a < hi; a++ {
 		if a < n {
-			acts.quantize(a, x[a*C:(a+1)*C])
+			kern.q8Quant(acts, a, x[a*C:(a+1)*C])
 		} else {
 			acts.zero(a, C)
 		}

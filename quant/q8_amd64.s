@@ -15,6 +15,16 @@
 
 // Q8_SCALE(acc, fac, s) converts the block's integer sums of one row to
 // float and adds them times sw·sx (sx at s(R10)) to fac.
+// Q8_WIDEN(src, off) widens the 16 gathered dwords in src (8 elements of
+// one block per row) into the panel vectors at off and off+64(DI).
+#define Q8_WIDEN(src, off) \
+	VPMULTISHIFTQB src, Z26, Z20 \
+	VPMULTISHIFTQB src, Z27, Z21 \
+	VPERMB         Z25, Z20, Z20 \
+	VPERMB         Z25, Z21, Z21 \
+	VMOVDQU32      Z20, off(DI)   \
+	VMOVDQU32      Z21, off+64(DI)
+
 #define Q8_SCALE(acc, fac, s) \
 	VCVTDQ2PS       acc, acc        \
 	VMULPS.BCST     s(R10), Z17, Z18 \
@@ -352,5 +362,147 @@ q8t4block:
 	VMOVUPS Z9, 64(AX)
 	VMOVUPS Z10, 128(AX)
 	VMOVUPS Z11, 192(AX)
+	VZEROUPPER
+	RET
+
+// func q8WidenVNNI(wu *byte, p *byte, idx *[16]int32, nb int, u8 *[16]byte)
+// widens 16 rows of nb packed blocks (row l at p + idx[l]) into the row-lane
+// layout (q8WidenGeneric with rows = 16): a gather fetches packed dword j
+// (elements 8j..8j+7) of the block in every row, VPMULTISHIFTQB moves each
+// element's nibble into a byte of the lane, in element order, and VPERMB
+// maps it to its offset int8 weight (u8 repeated in every 16 bytes, so
+// bits 4-5 of the index do not matter).
+TEXT ·q8WidenVNNI(SB), NOSPLIT, $0-40
+	MOVQ wu+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ idx+16(FP), AX
+	MOVQ nb+24(FP), CX
+	MOVQ u8+32(FP), BX
+	VMOVDQU32      (AX), Z24
+	VBROADCASTI32X4 (BX), Z25
+	// Nibble bit offsets: elements 8j..8j+3 are bits 4, 0, 12, 8 of the
+	// lane's dword, 8j+4..8j+7 bits 20, 16, 28, 24 (+32 for odd lanes).
+	MOVQ         $0x282C2024080C0004, DX
+	VPBROADCASTQ DX, Z26
+	MOVQ         $0x383C3034181C1014, DX
+	VPBROADCASTQ DX, Z27
+
+q8wblock:
+	KXNORW      K0, K0, K1
+	VPGATHERDD  0(SI)(Z24*1), K1, Z0
+	KXNORW      K0, K0, K2
+	VPGATHERDD  4(SI)(Z24*1), K2, Z1
+	KXNORW      K0, K0, K3
+	VPGATHERDD  8(SI)(Z24*1), K3, Z2
+	KXNORW      K0, K0, K4
+	VPGATHERDD  12(SI)(Z24*1), K4, Z3
+	KXNORW      K0, K0, K5
+	VPGATHERDD  16(SI)(Z24*1), K5, Z4
+	KXNORW      K0, K0, K6
+	VPGATHERDD  20(SI)(Z24*1), K6, Z5
+	KXNORW      K0, K0, K7
+	VPGATHERDD  24(SI)(Z24*1), K7, Z6
+	KXNORW      K0, K0, K1
+	VPGATHERDD  28(SI)(Z24*1), K1, Z7
+	Q8_WIDEN(Z0, 0)
+	Q8_WIDEN(Z1, 128)
+	Q8_WIDEN(Z2, 256)
+	Q8_WIDEN(Z3, 384)
+	Q8_WIDEN(Z4, 512)
+	Q8_WIDEN(Z5, 640)
+	Q8_WIDEN(Z6, 768)
+	Q8_WIDEN(Z7, 896)
+	ADDQ $32, SI
+	ADDQ $1024, DI
+	DECQ CX
+	JNE  q8wblock
+	VZEROUPPER
+	RET
+
+// func q8QuantVNNI(xq *byte, sx *float32, corr *int32, np int, x *float32, nb int)
+// quantizes nb blocks of one activation row (q8Acts.quantize): sx and corr
+// of block b at b·np floats from sx and corr.
+TEXT ·q8QuantVNNI(SB), NOSPLIT, $0-48
+	MOVQ xq+0(FP), DI
+	MOVQ sx+8(FP), R10
+	MOVQ corr+16(FP), R11
+	MOVQ np+24(FP), R12
+	SHLQ $2, R12
+	MOVQ x+32(FP), SI
+	MOVQ nb+40(FP), CX
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z30
+	MOVL $0x42fe0000, AX // 127
+	VMOVD AX, X29
+
+q8qblock:
+	VMOVUPS  (SI), Z0
+	VMOVUPS  64(SI), Z1
+	VMOVUPS  128(SI), Z2
+	VMOVUPS  192(SI), Z3
+	VPANDD   Z30, Z0, Z4
+	VPANDD   Z30, Z1, Z5
+	VPANDD   Z30, Z2, Z6
+	VPANDD   Z30, Z3, Z7
+	VMAXPS   Z5, Z4, Z4
+	VMAXPS   Z7, Z6, Z6
+	VMAXPS   Z6, Z4, Z4
+	VEXTRACTF64X4 $1, Z4, Y5
+	VMAXPS   Y5, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VMAXPS   X5, X4, X4
+	VPERMILPS $0x4e, X4, X5
+	VMAXPS   X5, X4, X4
+	VPERMILPS $0xb1, X4, X5
+	VMAXSS   X5, X4, X4 // amax
+	VXORPS   X5, X5, X5
+	VUCOMISS X5, X4
+	JNE      q8qnonzero
+	VPXORD   Z0, Z0, Z0
+	VMOVDQU32 Z0, (DI)
+	MOVL     $0, (R10)
+	MOVL     $0, (R11)
+	JMP      q8qnext
+
+q8qnonzero:
+	VDIVSS   X29, X4, X5 // amax/127
+	VMOVSS   X5, (R10)
+	VDIVSS   X4, X29, X5 // 127/amax
+	VBROADCASTSS X5, Z5
+	VMULPS   Z5, Z0, Z0
+	VMULPS   Z5, Z1, Z1
+	VMULPS   Z5, Z2, Z2
+	VMULPS   Z5, Z3, Z3
+	VCVTPS2DQ Z0, Z0
+	VCVTPS2DQ Z1, Z1
+	VCVTPS2DQ Z2, Z2
+	VCVTPS2DQ Z3, Z3
+	VPMOVSDB Z0, (DI)
+	VPMOVSDB Z1, 16(DI)
+	VPMOVSDB Z2, 32(DI)
+	VPMOVSDB Z3, 48(DI)
+	VPADDD   Z1, Z0, Z0
+	VPADDD   Z3, Z2, Z2
+	VPADDD   Z2, Z0, Z0
+	VEXTRACTI64X4 $1, Z0, Y1
+	VPADDD   Y1, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD   X1, X0, X0
+	VPSHUFD  $0x4e, X0, X1
+	VPADDD   X1, X0, X0
+	VPSHUFD  $0xb1, X0, X1
+	VPADDD   X1, X0, X0
+	VMOVD    X0, AX
+	NEGL     AX
+	SHLL     $7, AX
+	MOVL     AX, (R11)
+
+q8qnext:
+	ADDQ $256, SI
+	ADDQ $64, DI
+	ADDQ R12, R10
+	ADDQ R12, R11
+	DECQ CX
+	JNE  q8qblock
 	VZEROUPPER
 	RET

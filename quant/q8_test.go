@@ -1,9 +1,11 @@
 package quant
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/loraplex/loraplex/quant/par"
@@ -41,6 +43,45 @@ func TestQ8TileConformance(t *testing.T) {
 				if math.Abs(float64(got[k]-want[k])) > 1e-5*math.Abs(float64(want[k]))+1e-3 {
 					t.Fatalf("%s %+v t[%d] = %v, generic %v", ks.name, tc, k, got[k], want[k])
 				}
+			}
+		}
+	}
+}
+
+// TestQ8WidenQuantConformance compares the weight widening and activation
+// quantization kernels with the Go versions byte for byte.
+func TestQ8WidenQuantConformance(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, ks := range kernelVariants() {
+		for _, nb := range []int{1, 2, 9, 24} {
+			for _, rows := range []int{16, 5} {
+				p := make([]byte, rows*nb*32)
+				for k := range p {
+					p[k] = byte(r.Uint32())
+				}
+				got, want := make([]byte, nb*1024), make([]byte, nb*1024)
+				ks.q8Widen(got, p, rows, nb)
+				q8WidenGeneric(want, p, rows, nb)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s q8Widen nb=%d rows=%d differs from the generic version", ks.name, nb, rows)
+				}
+			}
+			var got, want q8Acts
+			got.grow(8, nb*nf4Block)
+			want.grow(8, nb*nf4Block)
+			for k := range got.xq {
+				got.xq[k] = 0xaa // stale bytes must be overwritten
+			}
+			for a := range 8 {
+				x := randVec(r, nb*nf4Block)
+				if a == 1 {
+					clear(x[:nf4Block]) // an all-zero block
+				}
+				ks.q8Quant(&got, a, x)
+				want.quantize(a, x)
+			}
+			if !bytes.Equal(got.xq, want.xq) || !slices.Equal(got.sx, want.sx) || !slices.Equal(got.corr, want.corr) {
+				t.Fatalf("%s q8Quant nb=%d differs from the generic version", ks.name, nb)
 			}
 		}
 	}
