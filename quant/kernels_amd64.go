@@ -237,7 +237,7 @@ func q8TileVNNI(t *[q8TileRows * 16]float32, acts *q8Acts, i, m int, wu []byte, 
 }
 
 //go:noescape
-func q8WidenVNNI(wu *byte, p *byte, idx *[16]int32, nb int, u8 *[16]byte)
+func q8WidenVNNI(wu *byte, p *byte, rb int, nb int, u8 *[16]byte)
 
 // q8WidenChecked runs q8WidenVNNI on whole panels.
 func q8WidenChecked(wu, p []byte, rows, nb int) {
@@ -246,11 +246,7 @@ func q8WidenChecked(wu, p []byte, rows, nb int) {
 		return
 	}
 	_, _ = wu[nb*1024-1], p[16*nb*32-1]
-	var idx [16]int32
-	for l := range idx {
-		idx[l] = int32(l * nb * 32)
-	}
-	q8WidenVNNI(&wu[0], &p[0], &idx, nb, &nf4U8)
+	q8WidenVNNI(&wu[0], &p[0], nb*32, nb, &nf4U8)
 }
 
 //go:noescape

@@ -15,7 +15,7 @@
 
 // Q8_SCALE(acc, fac, s) converts the block's integer sums of one row to
 // float and adds them times sw·sx (sx at s(R10)) to fac.
-// Q8_WIDEN(src, off) widens the 16 gathered dwords in src (8 elements of
+// Q8_WIDEN(src, off) widens the 16 transposed dwords in src (8 elements of
 // one block per row) into the panel vectors at off and off+64(DI).
 #define Q8_WIDEN(src, off) \
 	VPMULTISHIFTQB src, Z26, Z20 \
@@ -365,20 +365,21 @@ q8t4block:
 	VZEROUPPER
 	RET
 
-// func q8WidenVNNI(wu *byte, p *byte, idx *[16]int32, nb int, u8 *[16]byte)
-// widens 16 rows of nb packed blocks (row l at p + idx[l]) into the row-lane
-// layout (q8WidenGeneric with rows = 16): a gather fetches packed dword j
-// (elements 8j..8j+7) of the block in every row, VPMULTISHIFTQB moves each
-// element's nibble into a byte of the lane, in element order, and VPERMB
-// maps it to its offset int8 weight (u8 repeated in every 16 bytes, so
+// func q8WidenVNNI(wu *byte, p *byte, rb int, nb int, u8 *[16]byte)
+// widens 16 rows of nb packed blocks (rows rb bytes apart) into the
+// row-lane layout (q8WidenGeneric with rows = 16). Per block, an 8×8
+// dword transpose in each 256-bit half (rows 0-3 and 4-7 in Z0-Z3, 8-11 and
+// 12-15 in Z4-Z7) and a 128-bit lane shuffle give D_j: packed dword j
+// (elements 8j..8j+7) of every row. VPMULTISHIFTQB then moves each
+// element's nibble into a byte of its lane, in element order, and VPERMB
+// maps it to the offset int8 weight (u8 repeated in every 16 bytes, so
 // bits 4-5 of the index do not matter).
 TEXT ·q8WidenVNNI(SB), NOSPLIT, $0-40
 	MOVQ wu+0(FP), DI
 	MOVQ p+8(FP), SI
-	MOVQ idx+16(FP), AX
+	MOVQ rb+16(FP), R8
 	MOVQ nb+24(FP), CX
 	MOVQ u8+32(FP), BX
-	VMOVDQU32      (AX), Z24
 	VBROADCASTI32X4 (BX), Z25
 	// Nibble bit offsets: elements 8j..8j+3 are bits 4, 0, 12, 8 of the
 	// lane's dword, 8j+4..8j+7 bits 20, 16, 28, 24 (+32 for odd lanes).
@@ -386,33 +387,64 @@ TEXT ·q8WidenVNNI(SB), NOSPLIT, $0-40
 	VPBROADCASTQ DX, Z26
 	MOVQ         $0x383C3034181C1014, DX
 	VPBROADCASTQ DX, Z27
+	LEAQ (R8)(R8*2), R9
+	LEAQ (SI)(R8*4), R10
+	LEAQ (R10)(R8*4), R11
+	LEAQ (R11)(R8*4), R12
 
 q8wblock:
-	KXNORW      K0, K0, K1
-	VPGATHERDD  0(SI)(Z24*1), K1, Z0
-	KXNORW      K0, K0, K2
-	VPGATHERDD  4(SI)(Z24*1), K2, Z1
-	KXNORW      K0, K0, K3
-	VPGATHERDD  8(SI)(Z24*1), K3, Z2
-	KXNORW      K0, K0, K4
-	VPGATHERDD  12(SI)(Z24*1), K4, Z3
-	KXNORW      K0, K0, K5
-	VPGATHERDD  16(SI)(Z24*1), K5, Z4
-	KXNORW      K0, K0, K6
-	VPGATHERDD  20(SI)(Z24*1), K6, Z5
-	KXNORW      K0, K0, K7
-	VPGATHERDD  24(SI)(Z24*1), K7, Z6
-	KXNORW      K0, K0, K1
-	VPGATHERDD  28(SI)(Z24*1), K1, Z7
-	Q8_WIDEN(Z0, 0)
-	Q8_WIDEN(Z1, 128)
-	Q8_WIDEN(Z2, 256)
-	Q8_WIDEN(Z3, 384)
-	Q8_WIDEN(Z4, 512)
-	Q8_WIDEN(Z5, 640)
-	Q8_WIDEN(Z6, 768)
-	Q8_WIDEN(Z7, 896)
+	VMOVDQU      (SI), Y0
+	VINSERTI64X4 $1, (R10), Z0, Z0
+	VMOVDQU      (SI)(R8*1), Y1
+	VINSERTI64X4 $1, (R10)(R8*1), Z1, Z1
+	VMOVDQU      (SI)(R8*2), Y2
+	VINSERTI64X4 $1, (R10)(R8*2), Z2, Z2
+	VMOVDQU      (SI)(R9*1), Y3
+	VINSERTI64X4 $1, (R10)(R9*1), Z3, Z3
+	VMOVDQU      (R11), Y4
+	VINSERTI64X4 $1, (R12), Z4, Z4
+	VMOVDQU      (R11)(R8*1), Y5
+	VINSERTI64X4 $1, (R12)(R8*1), Z5, Z5
+	VMOVDQU      (R11)(R8*2), Y6
+	VINSERTI64X4 $1, (R12)(R8*2), Z6, Z6
+	VMOVDQU      (R11)(R9*1), Y7
+	VINSERTI64X4 $1, (R12)(R9*1), Z7, Z7
+	VPUNPCKLDQ   Z1, Z0, Z8
+	VPUNPCKHDQ   Z1, Z0, Z9
+	VPUNPCKLDQ   Z3, Z2, Z10
+	VPUNPCKHDQ   Z3, Z2, Z11
+	VPUNPCKLDQ   Z5, Z4, Z12
+	VPUNPCKHDQ   Z5, Z4, Z13
+	VPUNPCKLDQ   Z7, Z6, Z14
+	VPUNPCKHDQ   Z7, Z6, Z15
+	VPUNPCKLQDQ  Z10, Z8, Z0 // dwords 0 and 4
+	VPUNPCKHQDQ  Z10, Z8, Z1 // 1 and 5
+	VPUNPCKLQDQ  Z11, Z9, Z2 // 2 and 6
+	VPUNPCKHQDQ  Z11, Z9, Z3 // 3 and 7
+	VPUNPCKLQDQ  Z14, Z12, Z4
+	VPUNPCKHQDQ  Z14, Z12, Z5
+	VPUNPCKLQDQ  Z15, Z13, Z6
+	VPUNPCKHQDQ  Z15, Z13, Z7
+	VSHUFI32X4   $0x88, Z4, Z0, Z8
+	VSHUFI32X4   $0xdd, Z4, Z0, Z12
+	VSHUFI32X4   $0x88, Z5, Z1, Z9
+	VSHUFI32X4   $0xdd, Z5, Z1, Z13
+	VSHUFI32X4   $0x88, Z6, Z2, Z10
+	VSHUFI32X4   $0xdd, Z6, Z2, Z14
+	VSHUFI32X4   $0x88, Z7, Z3, Z11
+	VSHUFI32X4   $0xdd, Z7, Z3, Z15
+	Q8_WIDEN(Z8, 0)
+	Q8_WIDEN(Z9, 128)
+	Q8_WIDEN(Z10, 256)
+	Q8_WIDEN(Z11, 384)
+	Q8_WIDEN(Z12, 512)
+	Q8_WIDEN(Z13, 640)
+	Q8_WIDEN(Z14, 768)
+	Q8_WIDEN(Z15, 896)
 	ADDQ $32, SI
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $32, R12
 	ADDQ $1024, DI
 	DECQ CX
 	JNE  q8wblock
