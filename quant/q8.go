@@ -94,17 +94,16 @@ var nf4Q8 = sync.OnceValue(func() *[1 << 16]uint32 {
 })
 
 // panelQ8 widens rows [r0, r1) (at most q8Panel) of q (cols%64 == 0) into
-// the row-lane layout: wu (nb·1024 bytes) and sw (nb·16 block scales/127).
+// the row-lane layout: wu (nb·1024 bytes) and sw (nb·16 block scales/127,
+// as q.scale computes them).
 // Lanes past r1 get scale 0, so they add nothing.
 func (q *NF4) panelQ8(wu []byte, sw []float32, r0, r1 int) {
 	nb := q.cols / nf4Block
-	for l := range q8Panel {
-		for b := range nb {
-			s := float32(0)
-			if r0+l < r1 {
-				s = q.scale((r0+l)*nb+b) / 127
-			}
-			sw[b*16+l] = s
+	clear(sw[:nb*16])
+	for l := range r1 - r0 {
+		b0 := (r0 + l) * nb
+		for b, c := range q.qabs[b0 : b0+nb] {
+			sw[b*16+l] = (float32(q.dyn[c]*q.absmax2[(b0+b)/nestedBlock]) + q.offset) * (1.0 / 127)
 		}
 	}
 	kern.q8Widen(wu, q.packed[r0*nb*32:r1*nb*32], r1-r0, nb)

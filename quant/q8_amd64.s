@@ -391,8 +391,21 @@ TEXT ·q8WidenVNNI(SB), NOSPLIT, $0-40
 	LEAQ (SI)(R8*4), R10
 	LEAQ (R10)(R8*4), R11
 	LEAQ (R11)(R8*4), R12
+	// The next panel (16 rows further, 16·rb bytes, nb·512) is fetched
+	// 512 bytes a block, so it streams from memory while this one is
+	// used: sixteen row streams at once defeat the hardware prefetchers.
+	LEAQ (R12)(R8*4), R13
 
 q8wblock:
+	PREFETCHT0 (R13)
+	PREFETCHT0 64(R13)
+	PREFETCHT0 128(R13)
+	PREFETCHT0 192(R13)
+	PREFETCHT0 256(R13)
+	PREFETCHT0 320(R13)
+	PREFETCHT0 384(R13)
+	PREFETCHT0 448(R13)
+	ADDQ       $512, R13
 	VMOVDQU      (SI), Y0
 	VINSERTI64X4 $1, (R10), Z0, Z0
 	VMOVDQU      (SI)(R8*1), Y1
