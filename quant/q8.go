@@ -34,6 +34,10 @@ const (
 	q8TileRows = 8  // activation rows of the big tile kernel
 	q8MinRows  = 16 // from here on SetInt8Prefill applies
 	q8MinBatch = 4  // from here up to q8MinRows-1, SetInt8Decode applies
+	// q8ShareActs is the fewest activation values worth quantizing on both
+	// workers; a decoding batch's few thousand take a microsecond or two,
+	// less than handing them out.
+	q8ShareActs = 1 << 15
 )
 
 // q8Acts holds quantized activation rows: xq row-major int8 (cols bytes a
@@ -212,10 +216,15 @@ func (q *NF4) mulQ8(p *par.Pool, y, x []float32, n int) {
 	defer q8Pool.Put(buf)
 	np := (n + 3) &^ 3
 	buf.acts.grow(np, q.cols)
-	j := getJob(jobQ8Acts, q, y, x, n)
+	j := getJob(jobQ8, q, y, x, n)
 	j.q8 = &buf.acts
-	p.For(np, max(1, minRowWork/q.cols), j.run)
-	j.kind = jobQ8
+	if np*q.cols < q8ShareActs {
+		q.q8ActsRange(&buf.acts, x, n, 0, np)
+	} else {
+		j.kind = jobQ8Acts
+		p.For(np, max(1, minRowWork/q.cols), j.run)
+		j.kind = jobQ8
+	}
 	panels := (q.rows + q8Panel - 1) / q8Panel
 	per := max(1, panels/(p.Workers()*sharesPerWorker))
 	j.runShared(p, q.rows, per*q8Panel)
