@@ -14,7 +14,6 @@ func BenchmarkNF4MulTInt8Batch(b *testing.B) {
 			for _, on := range []bool{false, true} {
 				q := randomNF4(sh[0], sh[1])
 				q.SetInt8Prefill(on)
-				q.SetInt8Decode(on)
 				b.Run(fmt.Sprintf("%dx%d/n=%d/int8=%v", sh[0], sh[1], n, on), func(b *testing.B) { benchMulT(b, q, n) })
 			}
 		}

@@ -7,9 +7,9 @@ import (
 	"github.com/loraplex/loraplex/quant/par"
 )
 
-// The int8 batched path (opt-in per matrix: SetInt8Prefill from q8MinRows
-// activation rows on, SetInt8Decode for q8MinBatch up to q8MinRows-1)
-// multiplies many activation rows with integer dot products. Each 64-value
+// The int8 batched path (opt-in per matrix with SetInt8Prefill, from
+// q8MinBatch activation rows on: prefill and decoding batches) multiplies
+// many activation rows with integer dot products. Each 64-value
 // block of an activation row is rounded to int8 with its own scale
 // amax/127 (rows stay in natural order); each NF4 code becomes the offset
 // int8 weight round(127·code)+128, so a weight block is int8 codes times
@@ -32,8 +32,7 @@ import (
 const (
 	q8Panel    = 16 // weight rows widened together, one per 32-bit lane
 	q8TileRows = 8  // activation rows of the big tile kernel
-	q8MinRows  = 16 // from here on SetInt8Prefill applies
-	q8MinBatch = 4  // from here up to q8MinRows-1, SetInt8Decode applies
+	q8MinBatch = 4  // fewer rows are SetInt8Decode's (q8dec.go)
 	// q8ShareActs is the fewest activation values worth quantizing on both
 	// workers; a decoding batch's few thousand take a microsecond or two,
 	// less than handing them out.
@@ -97,20 +96,28 @@ var nf4Q8 = sync.OnceValue(func() *[1 << 16]uint32 {
 	return t
 })
 
-// panelQ8 widens rows [r0, r1) (at most q8Panel) of q (cols%64 == 0) into
-// the row-lane layout: wu (nb·1024 bytes) and sw (nb·16 block scales/127,
-// as q.scale computes them).
-// Lanes past r1 get scale 0, so they add nothing.
-func (q *NF4) panelQ8(wu []byte, sw []float32, r0, r1 int) {
+// panelQ8 widens rows [r0, r1) (r0 a multiple of q8Panel, r1-r0 at most
+// q8Panel) of q into the row-lane layout wu (nb·1024 bytes) and returns
+// the panel's block scales.
+func (q *NF4) panelQ8(wu []byte, r0, r1 int) []float32 {
 	nb := q.cols / nf4Block
-	clear(sw[:nb*16])
-	for l := range r1 - r0 {
-		b0 := (r0 + l) * nb
-		for b, c := range q.qabs[b0 : b0+nb] {
-			sw[b*16+l] = (float32(q.dyn[c]*q.absmax2[(b0+b)/nestedBlock]) + q.offset) * (1.0 / 127)
+	kern.q8Widen(wu, q.packed[r0*nb*32:r1*nb*32], r1-r0, nb)
+	return q.q8sw[r0*nb : (r0+q8Panel)*nb]
+}
+
+// q8Scales lays out the block scales/127 of q (as q.scale computes them)
+// for the int8 batched path: for the panel of rows from r0, block b, row
+// r0+l at r0·nb + 16b + l; lanes past the last row hold 0.
+func (q *NF4) q8Scales() []float32 {
+	nb := q.cols / nf4Block
+	sw := make([]float32, (q.rows+q8Panel-1)/q8Panel*q8Panel*nb)
+	for r := range q.rows {
+		p := sw[r/q8Panel*q8Panel*nb:]
+		for b := range nb {
+			p[16*b+r%q8Panel] = q.scale(r*nb+b) / 127
 		}
 	}
-	kern.q8Widen(wu, q.packed[r0*nb*32:r1*nb*32], r1-r0, nb)
+	return sw
 }
 
 // q8WidenGeneric is the loop the assembly q8Widen kernels implement: it
@@ -175,7 +182,6 @@ func q8TileGeneric(t *[q8TileRows * 16]float32, acts *q8Acts, i, m int, wu []byt
 type q8Buf struct {
 	acts q8Acts
 	wu   []byte
-	sw   []float32
 	t    [q8TileRows * 16]float32
 }
 
@@ -193,19 +199,26 @@ func (acts *q8Acts) grow(np, cols int) {
 	acts.xq, acts.sx, acts.corr, acts.np = acts.xq[:nq], acts.sx[:ns], acts.corr[:ns], np
 }
 
-// SetInt8Prefill makes MulT with at least 16 activation rows (prefill) use
-// int8 activations and integer dot products where the CPU has AVX512-VNNI
-// (see SetInt8Decode for fewer rows). Results then differ from the exact
+// SetInt8Prefill makes MulT with four or more activation rows (prefill
+// and decoding batches; see SetInt8Decode for fewer) use int8 activations
+// and integer dot products where the CPU has AVX512-VNNI and VBMI: 2.5-4
+// times the float32 speed. Results then differ from the exact
 // bitsandbytes product within the bound noted at the top of q8.go: about
 // 1% relative RMS on random data, mostly because NF4 codes are not
-// multiples of 1/127. MulGrad stays exact. It has no effect where cols is
-// not a multiple of 64 or the code table is not NF4. Set it before the
-// matrix is shared: it is not synchronised.
-func (q *NF4) SetInt8Prefill(on bool) { q.int8 = on }
+// multiples of 1/127. MulGrad stays exact. The matrix keeps its block
+// scales as float32 while on (4 more bytes per 64 weights, counted in
+// Bytes). It has no effect where cols is not a multiple of 64 or the code
+// table is not NF4. Set it before the matrix is shared: it is not
+// synchronised.
+func (q *NF4) SetInt8Prefill(on bool) {
+	q.int8, q.q8sw = on, nil
+	if on && q.cols%nf4Block == 0 && q.code == &nf4Code && kern.q8Tile != nil {
+		q.q8sw = q.q8Scales()
+	}
+}
 
 func (q *NF4) useQ8(n int) bool {
-	on := (n >= q8MinRows && q.int8) || (n >= q8MinBatch && n < q8MinRows && q.int8Dec)
-	return on && q.cols%nf4Block == 0 && q.code == &nf4Code && kern.q8Tile != nil
+	return q.int8 && n >= q8MinBatch && q.q8sw != nil
 }
 
 // mulQ8 is MulT through the int8 tile kernels: the activations are
@@ -249,12 +262,12 @@ func (q *NF4) q8Range(y []float32, acts *q8Acts, n, lo, hi int) {
 	w := q8Pool.Get().(*q8Buf)
 	defer q8Pool.Put(w)
 	if cap(w.wu) < nb*1024 {
-		w.wu, w.sw = make([]byte, nb*1024), make([]float32, nb*16)
+		w.wu = make([]byte, nb*1024)
 	}
-	wu, sw := w.wu[:nb*1024], w.sw[:nb*16]
+	wu := w.wu[:nb*1024]
 	for r0 := lo; r0 < hi; r0 += q8Panel {
 		r1 := min(hi, r0+q8Panel)
-		q.panelQ8(wu, sw, r0, r1)
+		sw := q.panelQ8(wu, r0, r1)
 		for i := 0; i < n; {
 			m := q8TileRows
 			if acts.np-i < q8TileRows {
