@@ -201,8 +201,8 @@ func (acts *q8Acts) grow(np, cols int) {
 
 // SetInt8Prefill makes MulT with four or more activation rows (prefill
 // and decoding batches; see SetInt8Decode for fewer) use int8 activations
-// and integer dot products where the CPU has AVX512-VNNI and VBMI: 2.5-4
-// times the float32 speed. Results then differ from the exact
+// and integer dot products where the CPU has AVX512-VNNI: 3-4 times the
+// float32 speed. Results then differ from the exact
 // bitsandbytes product within the bound noted at the top of q8.go: about
 // 1% relative RMS on random data, mostly because NF4 codes are not
 // multiples of 1/127. MulGrad stays exact. The matrix keeps its block
@@ -218,7 +218,7 @@ func (q *NF4) SetInt8Prefill(on bool) {
 }
 
 func (q *NF4) useQ8(n int) bool {
-	return q.int8 && n >= q8MinBatch && q.q8sw != nil
+	return q.int8 && n >= q8MinBatch && q.q8sw != nil && kern.q8Tile != nil
 }
 
 // mulQ8 is MulT through the int8 tile kernels: the activations are
