@@ -186,7 +186,8 @@ func (q *NF4) Cols() int { return q.cols }
 
 // Bytes is the resident size: the packed codes, one byte per 64 values,
 // one float32 per 16384 values and the offset, plus the code tables when a
-// checkpoint brought non-standard ones (the standard tables are shared).
+// checkpoint brought non-standard ones (the standard tables are shared)
+// and, under SetInt8Prefill, one float32 per 64 values.
 func (q *NF4) Bytes() int64 {
 	b := int64(len(q.packed) + len(q.qabs) + 4*len(q.absmax2) + 4*len(q.q8sw) + 4)
 	if q.code != &nf4Code {
