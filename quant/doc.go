@@ -53,6 +53,12 @@
 // each item widens 64×256 tiles of W and accumulates dy·W into 4×64 tiles
 // of dx.
 //
+// SetInt8Prefill opts a matrix into int8 products from four activation rows
+// on (prefill and decoding batches, q8.go): activations are rounded to int8
+// per 64-value block, each panel of 16 weight rows is widened to int8 once
+// per call with one weight row per 32-bit lane, and VPDPBUSD tiles of 4 or
+// 8 activation rows write 16 outputs a row.
+//
 // The paths sum in different orders, so a row's result from a batch can
 // differ from the same row computed alone in the last float32 bits. All
 // Matrix methods only read the weights: any number of goroutines may call

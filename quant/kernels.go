@@ -41,9 +41,14 @@ type kernelSet struct {
 	// dx[a·ldx+c] += Σ_{r<R} dy[a·ldy+r]·w[r·ldw+c].
 	acc4x64 func(dx []float32, ldx int, dy []float32, ldy int, w []float32, ldw int, R int)
 
-	// q8Tile4x4 is the int8 tile kernel (q8.go); nil where the CPU has
-	// no VNNI.
-	q8Tile4x4 func(t *[16]float32, f *[256]float32, xq, wu []byte, sx []float32, corr []int32, sw []float32, groups int)
+	// q8Tile is the int8 tile kernel of the batched path (q8.go): m (4
+	// or 8) rows of acts from row i against one widened panel of nb
+	// blocks; nil where the CPU has no VNNI.
+	q8Tile func(t *[q8TileRows * 16]float32, acts *q8Acts, i, m int, wu []byte, sw []float32, nb int)
+	// q8Widen is q8WidenGeneric and q8Quant is q8Acts.quantize, the
+	// weight and activation sides of the int8 batched path.
+	q8Widen func(wu, p []byte, rows, nb int)
+	q8Quant func(acts *q8Acts, a int, x []float32)
 
 	// dot4x4 sets t[4a+b] = Σ_{k<K} x[a·ldx+k]·w[b·ldw+k] for a, b < 4.
 	dot4x4 func(t *[16]float32, x []float32, ldx int, w []float32, ldw int, K int)
@@ -57,6 +62,8 @@ var genericKernels = kernelSet{
 	nf4Dot:       nf4DotGeneric,
 	nf4Decode:    nf4DecodeGeneric,
 	encodeActsQ8: encodeActsQ8Generic,
+	q8Widen:      q8WidenGeneric,
+	q8Quant:      (*q8Acts).quantize,
 	bf16Dot:      bf16DotGeneric,
 	bf16Decode:   bf16DecodeGeneric,
 	f16Dot:       f16DotGeneric,

@@ -211,20 +211,56 @@ func acc4x64AVX2(dx []float32, ldx int, dy []float32, ldy int, w []float32, ldw 
 	}
 }
 
-// q8Tile4x4AVX512 implements q8Tile4x4Generic with VPDPBUSD (AVX512-VNNI).
+// q8Tile8VNNI and q8Tile4VNNI implement q8TileGeneric for m = 8 and 4
+// with VPDPBUSD (AVX512-VNNI), from row 0 of xq, sx and corr.
 //
 //go:noescape
-func q8Tile4x4AVX512(t *[16]float32, f *[256]float32, xq, wu []byte, sx []float32, corr []int32, sw []float32, groups int)
+func q8Tile8VNNI(t *[q8TileRows * 16]float32, xq *byte, ldx int, sx *float32, corr *int32, np int, wu *byte, sw *float32, nb int)
 
-// q8Tile4x4VNNI checks the slice lengths the assembly relies on.
-func q8Tile4x4VNNI(t *[16]float32, f *[256]float32, xq, wu []byte, sx []float32, corr []int32, sw []float32, groups int) {
-	if groups <= 0 {
-		*t = [16]float32{}
+//go:noescape
+func q8Tile4VNNI(t *[q8TileRows * 16]float32, xq *byte, ldx int, sx *float32, corr *int32, np int, wu *byte, sw *float32, nb int)
+
+// q8TileVNNI checks the slice lengths the assembly relies on.
+func q8TileVNNI(t *[q8TileRows * 16]float32, acts *q8Acts, i, m int, wu []byte, sw []float32, nb int) {
+	if nb <= 0 {
+		*t = [q8TileRows * 16]float32{}
 		return
 	}
-	ld, ls := groups*q8Group, groups*16
-	_, _, _, _, _ = xq[4*ld-1], wu[4*ld-1], sx[4*ls-1], corr[4*ls-1], sw[4*ls-1]
-	q8Tile4x4AVX512(t, f, xq, wu, sx, corr, sw, groups)
+	C, np := nb*nf4Block, acts.np
+	_, _, _ = acts.xq[(i+m)*C-1], acts.sx[(nb-1)*np+i+m-1], acts.corr[(nb-1)*np+i+m-1]
+	_, _ = wu[nb*1024-1], sw[nb*16-1]
+	f := q8Tile4VNNI
+	if m == 8 {
+		f = q8Tile8VNNI
+	}
+	f(t, &acts.xq[i*C], C, &acts.sx[i], &acts.corr[i], np, &wu[0], &sw[0], nb)
+}
+
+//go:noescape
+func q8WidenVNNI(wu *byte, p *byte, rb int, nb int, u8 *[16]byte)
+
+// q8WidenChecked runs q8WidenVNNI on whole panels.
+func q8WidenChecked(wu, p []byte, rows, nb int) {
+	if rows != q8Panel || nb <= 0 {
+		q8WidenGeneric(wu, p, rows, nb)
+		return
+	}
+	_, _ = wu[nb*1024-1], p[16*nb*32-1]
+	q8WidenVNNI(&wu[0], &p[0], nb*32, nb, &nf4U8)
+}
+
+//go:noescape
+func q8QuantVNNI(xq *byte, sx *float32, corr *int32, np int, x *float32, nb int)
+
+// q8QuantChecked runs q8QuantVNNI on row a of acts.
+func q8QuantChecked(acts *q8Acts, a int, x []float32) {
+	nb := len(x) / nf4Block
+	if nb == 0 {
+		return
+	}
+	C, np := len(x), acts.np
+	_, _, _ = acts.xq[(a+1)*C-1], acts.sx[(nb-1)*np+a], acts.corr[(nb-1)*np+a]
+	q8QuantVNNI(&acts.xq[a*C], &acts.sx[a], &acts.corr[a], np, &x[0], nb)
 }
 
 var (
@@ -243,6 +279,8 @@ var (
 		f16Decode:  f16DecodeAVX2,
 		dot4x4:     dot4x4AVX2,
 		acc4x64:    acc4x64AVX2,
+		q8Widen:    q8WidenGeneric,
+		q8Quant:    (*q8Acts).quantize,
 	}
 	// float16 weights are rare (lm_head and embeddings ship as bf16); the
 	// AVX-512 set keeps the AVX2 F16C kernels for them.
@@ -262,7 +300,9 @@ var (
 		f16Decode:    f16DecodeAVX2,
 		dot4x4:       dot4x4AVX512,
 		acc4x64:      acc4x64AVX512,
-		q8Tile4x4:    q8Tile4x4VNNI,
+		q8Tile:       q8TileVNNI,
+		q8Widen:      q8WidenChecked,
+		q8Quant:      q8QuantChecked,
 	}
 )
 
@@ -280,7 +320,10 @@ func kernelVariants() []kernelSet {
 	if hasAVX512 {
 		ks := avx512Kernels
 		if !cpu.X86.HasAVX512VNNI {
-			ks.q8Tile4x4, ks.nf4RowsQ8, ks.nf4Rows2Q8 = nil, nil, nil
+			ks.q8Tile, ks.nf4RowsQ8, ks.nf4Rows2Q8 = nil, nil, nil
+		}
+		if !cpu.X86.HasAVX512VNNI || !cpu.X86.HasAVX512VBMI {
+			ks.q8Widen, ks.q8Quant = q8WidenGeneric, (*q8Acts).quantize
 		}
 		v = append(v, ks)
 	}

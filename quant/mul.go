@@ -108,7 +108,7 @@ type job struct {
 	s       source
 	out, in []float32
 	n       int
-	q8      *q8Buf   // quantized activations of jobQ8
+	q8      *q8Acts  // quantized activations of jobQ8
 	xa      []uint32 // encoded activations of jobQuadQ8
 	run     func(lo, hi int)
 
@@ -182,7 +182,7 @@ func (j *job) do(lo, hi int) {
 	case jobPanel:
 		panelRange(j.s, j.out, j.in, j.n, lo, hi)
 	case jobQ8Acts:
-		j.s.(*NF4).q8Acts(j.q8, j.in, j.n, lo, hi)
+		j.s.(*NF4).q8ActsRange(j.q8, j.in, j.n, lo, hi)
 	case jobQ8:
 		j.s.(*NF4).q8Range(j.out, j.q8, j.n, lo, hi)
 	}

@@ -24,9 +24,10 @@ type NF4 struct {
 	offset     float32   // added to every dequantized block scale
 	code       *[16]float32
 	dyn        *[256]float32
-	dtype      string // dtype of the weight before quantization, for quant_state
-	int8       bool   // SetInt8Prefill
-	int8Dec    bool   // SetInt8Decode
+	dtype      string    // dtype of the weight before quantization, for quant_state
+	int8       bool      // SetInt8Prefill
+	int8Dec    bool      // SetInt8Decode
+	q8sw       []float32 // SetInt8Prefill: block scales/127 in panel order (q8.go)
 }
 
 var (
@@ -185,9 +186,10 @@ func (q *NF4) Cols() int { return q.cols }
 
 // Bytes is the resident size: the packed codes, one byte per 64 values,
 // one float32 per 16384 values and the offset, plus the code tables when a
-// checkpoint brought non-standard ones (the standard tables are shared).
+// checkpoint brought non-standard ones (the standard tables are shared)
+// and, under SetInt8Prefill, one float32 per 64 values.
 func (q *NF4) Bytes() int64 {
-	b := int64(len(q.packed) + len(q.qabs) + 4*len(q.absmax2) + 4)
+	b := int64(len(q.packed) + len(q.qabs) + 4*len(q.absmax2) + 4*len(q.q8sw) + 4)
 	if q.code != &nf4Code {
 		b += 16 * 4
 	}

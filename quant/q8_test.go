@@ -1,9 +1,11 @@
 package quant
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/loraplex/loraplex/quant/par"
@@ -12,44 +14,88 @@ import (
 func TestQ8TileConformance(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, ks := range kernelVariants() {
-		if ks.q8Tile4x4 == nil {
+		if ks.q8Tile == nil {
 			continue
 		}
-		for groups := 1; groups <= 3; groups++ {
-			ld, ls := groups*q8Group, groups*16
-			xq, wu := make([]byte, 4*ld), make([]byte, 4*ld)
-			for i := range xq {
-				xq[i], wu[i] = byte(r.Uint32()), byte(r.Uint32())
+		for _, tc := range []struct{ nb, np, i, m int }{{1, 8, 0, 8}, {9, 8, 0, 8}, {3, 12, 8, 4}, {24, 16, 4, 8}, {2, 4, 0, 4}} {
+			var acts q8Acts
+			acts.grow(tc.np, tc.nb*nf4Block)
+			for k := range acts.xq {
+				acts.xq[k] = byte(r.Uint32())
 			}
-			sx, sw, corr := make([]float32, 4*ls), make([]float32, 4*ls), make([]int32, 4*ls)
-			for i := range sx {
-				sx[i], sw[i], corr[i] = r.Float32(), r.Float32(), int32(r.IntN(1<<20))-1<<19
+			for k := range acts.sx {
+				acts.sx[k], acts.corr[k] = r.Float32(), int32(r.IntN(1<<20))-1<<19
 			}
-			var got, want [16]float32
-			var f [256]float32
-			for i := range f {
-				f[i] = float32(i) // stale scratch must not leak into the result
+			wu, sw := make([]byte, tc.nb*1024), make([]float32, tc.nb*16)
+			for k := range wu {
+				wu[k] = byte(r.Uint32())
 			}
-			ks.q8Tile4x4(&got, &f, xq, wu, sx, corr, sw, groups)
-			q8Tile4x4Generic(&want, &f, xq, wu, sx, corr, sw, groups)
-			for i := range got {
-				if math.Abs(float64(got[i]-want[i])) > 1e-5*math.Abs(float64(want[i]))+1e-3 {
-					t.Fatalf("%s groups=%d f[%d] = %v, generic %v", ks.name, groups, i, got[i], want[i])
+			for k := range sw {
+				sw[k] = r.Float32()
+			}
+			var got, want [q8TileRows * 16]float32
+			for k := range got {
+				got[k], want[k] = float32(k), float32(k) // rows past m stay as they were
+			}
+			ks.q8Tile(&got, &acts, tc.i, tc.m, wu, sw, tc.nb)
+			q8TileGeneric(&want, &acts, tc.i, tc.m, wu, sw, tc.nb)
+			for k := range tc.m * 16 {
+				if math.Abs(float64(got[k]-want[k])) > 1e-5*math.Abs(float64(want[k]))+1e-3 {
+					t.Fatalf("%s %+v t[%d] = %v, generic %v", ks.name, tc, k, got[k], want[k])
 				}
 			}
 		}
 	}
 }
 
-// TestInt8Bound checks the int8 prefill and decoding paths of every kernel
-// variant (for prefill, the Go kernel standing in where the CPU has no
-// VNNI) against the exact product with the dequantized weights, within the
+// TestQ8WidenQuantConformance compares the weight widening and activation
+// quantization kernels with the Go versions byte for byte.
+func TestQ8WidenQuantConformance(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, ks := range kernelVariants() {
+		for _, nb := range []int{1, 2, 9, 24} {
+			for _, rows := range []int{16, 5} {
+				p := make([]byte, rows*nb*32)
+				for k := range p {
+					p[k] = byte(r.Uint32())
+				}
+				got, want := make([]byte, nb*1024), make([]byte, nb*1024)
+				ks.q8Widen(got, p, rows, nb)
+				q8WidenGeneric(want, p, rows, nb)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s q8Widen nb=%d rows=%d differs from the generic version", ks.name, nb, rows)
+				}
+			}
+			var got, want q8Acts
+			got.grow(8, nb*nf4Block)
+			want.grow(8, nb*nf4Block)
+			for k := range got.xq {
+				got.xq[k] = 0xaa // stale bytes must be overwritten
+			}
+			for a := range 8 {
+				x := randVec(r, nb*nf4Block)
+				if a == 1 {
+					clear(x[:nf4Block]) // an all-zero block
+				}
+				ks.q8Quant(&got, a, x)
+				want.quantize(a, x)
+			}
+			if !bytes.Equal(got.xq, want.xq) || !slices.Equal(got.sx, want.sx) || !slices.Equal(got.corr, want.corr) {
+				t.Fatalf("%s q8Quant nb=%d differs from the generic version", ks.name, nb)
+			}
+		}
+	}
+}
+
+// TestInt8Bound checks the int8 batched (4 rows and more) and decoding
+// paths of every kernel variant (for batches, the Go kernel standing in
+// where the CPU has no VNNI) against the exact product with the dequantized weights, within the
 // documented error bound.
 func TestInt8Bound(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))
 	for _, ks := range kernelVariants() {
-		if ks.q8Tile4x4 == nil {
-			ks.q8Tile4x4 = q8Tile4x4Generic
+		if ks.q8Tile == nil {
+			ks.q8Tile = q8TileGeneric
 		}
 		useKernels(t, ks)
 		// n ≤ 3 is the decoding path (SetInt8Decode), taken only where the
@@ -57,13 +103,14 @@ func TestInt8Bound(t *testing.T) {
 		// 257·3 blocks cross second-level groups; odd block counts end rows
 		// with a lone block.
 		for _, sh := range [][3]int{{17, 64, 16}, {33, 192, 17}, {20, 1088, 33}, {5, 2048, 19},
-			{17, 64, 1}, {33, 192, 2}, {3, 16448, 3}, {70, 576, 1}, {9, 2048, 2}, {40, 128, 3}} {
+			{17, 64, 1}, {33, 192, 2}, {3, 16448, 3}, {70, 576, 1}, {9, 2048, 2}, {40, 128, 3},
+			{35, 576, 4}, {16, 128, 5}, {48, 1536, 8}, {7, 640, 11}, {20, 192, 15}} {
 			R, C, n := sh[0], sh[1], sh[2]
 			name := fmt.Sprintf("%s %dx%d n=%d", ks.name, R, C, n)
 			q := QuantizeNF4(R, C, randWeights(r, R*C))
 			q.SetInt8Prefill(true)
 			q.SetInt8Decode(true)
-			if (n >= q8MinRows && !q.useQ8(n)) || (n <= 3 && ks.nf4RowsQ8 != nil && !q.useQ8Decode()) {
+			if (n >= q8MinBatch && !q.useQ8(n)) || (n <= 3 && ks.nf4RowsQ8 != nil && !q.useQ8Decode()) {
 				t.Fatalf("%s: int8 path not taken", name)
 			}
 			w := make([]float32, R*C)
