@@ -112,6 +112,7 @@ const (
 // their methods bound once, so a call allocates nothing.
 type job struct {
 	kind    jobKind
+	p       *par.Pool // where it runs: long loops Yield to it
 	s       source
 	out, in []float32
 	n       int
@@ -141,13 +142,14 @@ func getJob(kind jobKind, s source, out, in []float32, n int) *job {
 
 // release drops the job's references and returns it to the pool.
 func (j *job) release() {
-	j.s, j.out, j.in, j.q8, j.xa = nil, nil, nil, nil, nil
+	j.p, j.s, j.out, j.in, j.q8, j.xa = nil, nil, nil, nil, nil, nil
 	jobPool.Put(j)
 }
 
 // start runs kind over [0, total) on p and returns when it is done.
 func start(p *par.Pool, kind jobKind, s source, out, in []float32, n, total, grain int) {
 	j := getJob(kind, s, out, in, n)
+	j.p = p
 	p.For(total, grain, j.run)
 	j.release()
 }
@@ -159,7 +161,7 @@ func start(p *par.Pool, kind jobKind, s source, out, in []float32, n, total, gra
 // to claim; shareRows sizes them so that small matrices still split evenly
 // and large ones stream the weights in stretches of up to 128 KiB.
 func (j *job) runShared(p *par.Pool, total, share int) {
-	j.total, j.share = total, share
+	j.p, j.total, j.share = p, total, share
 	j.next.Store(0)
 	p.For(min(p.Workers(), (total+share-1)/share), 1, j.claim)
 	j.release()
@@ -173,6 +175,7 @@ func (j *job) claimShares(_, _ int) {
 			return
 		}
 		j.do(lo, min(j.total, lo+j.share))
+		j.p.Yield()
 	}
 }
 
@@ -189,7 +192,7 @@ func (j *job) do(lo, hi int) {
 	case jobPanel:
 		panelRange(j.s, j.out, j.in, j.n, lo, hi)
 	case jobGrad:
-		gradRange(j.s, j.out, j.in, j.n, lo, hi)
+		gradRange(j.p, j.s, j.out, j.in, j.n, lo, hi)
 	case jobQ8Acts:
 		j.s.(*NF4).q8Acts(j.q8, j.in, j.n, lo, hi)
 	case jobQ8:
@@ -281,7 +284,9 @@ func mulGrad(s source, p *par.Pool, dx, dy []float32, n int) {
 }
 
 // gradRange is the share of one worker in MulGrad: column strips [lo, hi).
-func gradRange(s source, dx, dy []float32, n, lo, hi int) {
+// A strip of a large matrix is long work (the head's: vocabulary × 256 ×
+// n), so it yields to p between tiles.
+func gradRange(p *par.Pool, s source, dx, dy []float32, n, lo, hi int) {
 	R, C := s.Rows(), s.Cols()
 	buf := getScratch(gradRows * gradCols)
 	defer scratchPool.Put(buf)
@@ -295,6 +300,7 @@ func gradRange(s source, dx, dy []float32, n, lo, hi int) {
 				s.decode(w[(r-r0)*wd:], r, c0, c1)
 			}
 			panelMulGrad(dx, dy, w, R, C, r0, r1, c0, c1, n)
+			p.Yield()
 		}
 	}
 }

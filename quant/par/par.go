@@ -153,19 +153,31 @@ func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 // more than about a millisecond without starting a For calls it every few
 // hundred microseconds. On other pools it does nothing.
 func (p *Pool) Yield() {
-	if p.low {
+	if p != nil && p.low {
 		p.gate.checkpoint()
 	}
 }
 
 // forLow is For on a Low pool: the caller and the workers claim pieces of
 // [0, n) in turn, each sized to run for about pieceTarget, and pass a
-// checkpoint of the gate before each.
+// checkpoint of the gate before each. Pieces are multiples of a quantum
+// fixed by n, grain and the pool size alone, so the results do not depend
+// on timing: kernels that work in tiles of up to 16 elements (quant's
+// panels) see the same tiles as in one unsplit range.
 func (p *Pool) forLow(n, grain int, fn func(lo, hi int)) {
+	q := (grain + align - 1) / align * align
+	switch {
+	case n <= p.workers:
+		// One element per goroutine: claim loops that share their work
+		// out themselves.
+		q = grain
+	case n < 2*q:
+		q = n
+	}
 	r := lowRegions.Get().(*lowRegion)
-	r.fn, r.n, r.grain, r.g = fn, n, grain, p.gate
+	r.fn, r.n, r.q, r.g = fn, n, q, p.gate
 	r.next.Store(0)
-	helpers := min(p.workers-1, (n-1)/grain)
+	helpers := min(p.workers-1, (n-1)/q)
 	r.pending.Store(int32(helpers))
 	for range helpers {
 		p.jobs <- job{fn: r.claim, r: &r.region}
@@ -178,21 +190,25 @@ func (p *Pool) forLow(n, grain int, fn func(lo, hi int)) {
 	lowRegions.Put(r)
 }
 
+// align is the multiple of the grain that a Low For's pieces come in.
+const align = 16
+
 // lowRegion is one For on a Low pool.
 type lowRegion struct {
 	region
-	fn       func(lo, hi int)
-	n, grain int
-	g        *Gate
-	next     atomic.Int64
-	claim    func(lo, hi int) // run, bound once
+	fn    func(lo, hi int)
+	n, q  int // range and piece quantum
+	g     *Gate
+	next  atomic.Int64
+	claim func(lo, hi int) // run, bound once
 }
 
 // run is one goroutine's share of a Low For; its range is ignored. Pieces
-// start at grain and grow or shrink towards pieceTarget by their measured
-// time, as nothing else says how long an element takes.
+// start at one quantum and grow (at most fourfold) or shrink towards
+// pieceTarget by their measured time, as nothing else says how long an
+// element takes.
 func (r *lowRegion) run(_, _ int) {
-	size := r.grain
+	size := r.q
 	for {
 		lo := int(r.next.Add(int64(size))) - size
 		if lo >= r.n {
@@ -207,7 +223,7 @@ func (r *lowRegion) run(_, _ int) {
 		if el > 0 {
 			next = min(next, int(float64(hi-lo)*float64(pieceTarget)/float64(el)))
 		}
-		size = max(r.grain, next)
+		size = max(r.q, next/r.q*r.q)
 	}
 }
 

@@ -467,6 +467,7 @@ func (t *Trainer) head(p *par.Pool, backward bool) Result {
 			loss, _ := ops.CrossEntropy(drow, row, vocab, t.targets[r0+i:r0+i+1])
 			res.Loss += float64(loss)
 			res.Tokens++
+			p.Yield() // a row's loss is serial work over the whole vocabulary
 		}
 		if !backward {
 			continue
