@@ -130,7 +130,7 @@ func (g *Gate) busy(now time.Time) bool {
 // checkpoint if the High side is busy, and waits while the High side is
 // busy and the Low side has used up its share.
 func (g *Gate) checkpoint() {
-	if g.closed.Load() {
+	if g.share >= 1 || g.closed.Load() {
 		return
 	}
 	g.mu.Lock()

@@ -42,7 +42,7 @@ func TestGateShare(t *testing.T) {
 	for _, tc := range []struct {
 		share float64
 		piece time.Duration
-	}{{0.05, 300 * time.Microsecond}, {0.1, 500 * time.Microsecond}, {0.25, 100 * time.Microsecond}, {0.5, time.Millisecond}, {1, 200 * time.Microsecond}} {
+	}{{0.05, 300 * time.Microsecond}, {0.1, 500 * time.Microsecond}, {0.25, 100 * time.Microsecond}, {0.5, time.Millisecond}, {0.9, 200 * time.Microsecond}} {
 		g, c := fakeGate(t, tc.share)
 		g.enter()
 		start := c.now()
