@@ -48,7 +48,7 @@ const (
 // last couple of milliseconds, the Low side may run only for the gate's
 // share of the wall-clock time, accounted with a token bucket, and
 // otherwise sleeps, freeing its cores. When the High side is idle the Low
-// side runs unhindered. High pools pay two atomic adds per parallel region.
+// side runs unhindered. High pools pay two atomic adds per For.
 type Gate struct {
 	// state counts the High regions in progress in its low 32 bits and
 	// the regions ever started in its high 32 bits, so one atomic add
@@ -143,7 +143,7 @@ func (g *Gate) checkpoint() {
 		g.stats.Charged += d
 	}
 	g.lastLow = now
-	waited := false
+	began, waited := now, false
 	for !g.closed.Load() && g.credit <= 0 && g.busy(now) {
 		waited = true
 		// Sleep until the share has paid back the debt, or for poll to
@@ -157,7 +157,7 @@ func (g *Gate) checkpoint() {
 	}
 	if waited {
 		g.stats.Waits++
-		g.stats.Waited += now.Sub(g.lastLow)
+		g.stats.Waited += now.Sub(began)
 		g.lastLow = now
 	}
 }

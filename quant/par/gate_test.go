@@ -238,3 +238,37 @@ func BenchmarkForHigh(b *testing.B) {
 		p.For(64, 1, fn)
 	}
 }
+
+// TestSerialHighForMarksBusy checks that a one-thread High pool, whose
+// loops never leave the calling goroutine, still makes the Low side wait.
+func TestSerialHighForMarksBusy(t *testing.T) {
+	g, _ := fakeGate(t, 0.5)
+	high := g.Pool(1, High)
+	high.For(100, 1, func(lo, hi int) { g.checkpoint() })
+	if st := g.Stats(); st.Waits != 1 {
+		t.Fatalf("checkpoint inside a serial High For: %+v, want one wait", st)
+	}
+}
+
+// TestLowPiecesAligned checks the Low For's piece boundaries: the grain
+// rounded up to a multiple of 16 on long ranges, single elements on ranges
+// no longer than the pool (claim loops), one piece on short ranges.
+func TestLowPiecesAligned(t *testing.T) {
+	g, err := NewGate(0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := g.Pool(2, Low)
+	for _, tc := range []struct{ n, grain, quantum int }{{5000, 1, 16}, {5000, 3, 16}, {5000, 20, 32}, {2, 1, 1}, {20, 1, 20}, {40, 3, 16}} {
+		var ranges atomic.Int32
+		low.For(tc.n, tc.grain, func(lo, hi int) {
+			ranges.Add(1)
+			if lo%tc.quantum != 0 || (hi != tc.n && hi%tc.quantum != 0) {
+				t.Errorf("n=%d grain=%d: piece [%d, %d) not on multiples of %d", tc.n, tc.grain, lo, hi, tc.quantum)
+			}
+		})
+		if tc.n <= 2 && ranges.Load() != int32(tc.n) {
+			t.Errorf("n=%d: %d pieces, want one per element", tc.n, ranges.Load())
+		}
+	}
+}

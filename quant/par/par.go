@@ -122,14 +122,19 @@ func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 		p.forLow(n, grain, fn)
 		return
 	}
+	g := p.gate
+	if g != nil {
+		// Serial loops count too: a one-thread inference pool is still
+		// inference.
+		g.enter()
+	}
 	chunks := min(p.workers, (n+grain-1)/grain)
 	if chunks <= 1 {
 		fn(0, n)
+		if g != nil {
+			g.exit()
+		}
 		return
-	}
-	g := p.gate
-	if g != nil {
-		g.enter()
 	}
 	r := regions.Get().(*region)
 	step := (n + chunks - 1) / chunks
