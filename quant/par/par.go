@@ -182,13 +182,13 @@ func (p *Pool) forLow(n, grain int, fn func(lo, hi int)) {
 	r := lowRegions.Get().(*lowRegion)
 	r.fn, r.n, r.q, r.g = fn, n, q, p.gate
 	r.next.Store(0)
-	helpers := min(p.workers-1, (n-1)/q)
-	r.pending.Store(int32(helpers))
-	for range helpers {
+	others := min(p.workers-1, (n-1)/q)
+	r.pending.Store(int32(others))
+	for range others {
 		p.jobs <- job{fn: r.claim, r: &r.region}
 	}
 	r.run(0, 0)
-	if helpers > 0 {
+	if others > 0 {
 		r.wait()
 	}
 	r.fn, r.g = nil, nil
