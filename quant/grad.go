@@ -49,6 +49,7 @@ func gradSplit(C, n, workers int) (strips, blocks int) {
 // gradJob is one MulGrad call handed to the pool's workers. Jobs are
 // pooled with their method bound once, so a call allocates nothing.
 type gradJob struct {
+	p         *par.Pool // where it runs: tiles Yield to it
 	s         source
 	dx, dy    []float32
 	n         int
@@ -80,7 +81,7 @@ func mulGrad(s source, p *par.Pool, dx, dy []float32, n int) {
 	strips, blocks := gradSplit(C, n, p.Workers())
 	rows := (n + blocks - 1) / blocks
 	j := gradJobs.Get().(*gradJob)
-	j.s, j.dx, j.dy, j.n = s, dx, dy, n
+	j.p, j.s, j.dx, j.dy, j.n = p, s, dx, dy, n
 	j.units, j.strips, j.blocks, j.blockRows = (C+gradUnit-1)/gradUnit, strips, blocks, (rows+3)&^3
 	j.next.Store(0)
 	// Workers claim items one at a time, so one that starts late or
@@ -92,7 +93,7 @@ func mulGrad(s source, p *par.Pool, dx, dy []float32, n int) {
 	} else {
 		p.For(min(p.Workers(), items), 1, j.run)
 	}
-	j.s, j.dx, j.dy = nil, nil, nil
+	j.p, j.s, j.dx, j.dy = nil, nil, nil, nil
 	gradJobs.Put(j)
 }
 
@@ -113,12 +114,14 @@ func (j *gradJob) do(lo, hi int) {
 		c0 := st * j.units / j.strips * gradUnit
 		c1 := min(C, (st+1)*j.units/j.strips*gradUnit)
 		i0, i1 := b*j.blockRows, min(j.n, (b+1)*j.blockRows)
-		gradItem(j.s, j.dx, j.dy, c0, c1, i0, i1)
+		gradItem(j.p, j.s, j.dx, j.dy, c0, c1, i0, i1)
 	}
 }
 
-// gradItem adds dy[i0:i1, :]·W[:, c0:c1] to dx[i0:i1, c0:c1].
-func gradItem(s source, dx, dy []float32, c0, c1, i0, i1 int) {
+// gradItem adds dy[i0:i1, :]·W[:, c0:c1] to dx[i0:i1, c0:c1]. An item of a
+// large matrix is long work (the head's: vocabulary × 256 × 256), so it
+// yields to p between tiles.
+func gradItem(p *par.Pool, s source, dx, dy []float32, c0, c1, i0, i1 int) {
 	R, C := s.Rows(), s.Cols()
 	if i0 >= i1 || c0 >= c1 {
 		return
@@ -143,6 +146,7 @@ func gradItem(s source, dx, dy []float32, c0, c1, i0, i1 int) {
 			}
 		}
 		tileMulGrad(dx, dy, w, ld, R, C, r0, r1, c0, c1, i0, i1)
+		p.Yield()
 	}
 }
 

@@ -105,6 +105,7 @@ const (
 // their methods bound once, so a call allocates nothing.
 type job struct {
 	kind    jobKind
+	p       *par.Pool // where it runs: long loops Yield to it
 	s       source
 	out, in []float32
 	n       int
@@ -134,13 +135,14 @@ func getJob(kind jobKind, s source, out, in []float32, n int) *job {
 
 // release drops the job's references and returns it to the pool.
 func (j *job) release() {
-	j.s, j.out, j.in, j.q8, j.xa = nil, nil, nil, nil, nil
+	j.p, j.s, j.out, j.in, j.q8, j.xa = nil, nil, nil, nil, nil, nil
 	jobPool.Put(j)
 }
 
 // start runs kind over [0, total) on p and returns when it is done.
 func start(p *par.Pool, kind jobKind, s source, out, in []float32, n, total, grain int) {
 	j := getJob(kind, s, out, in, n)
+	j.p = p
 	p.For(total, grain, j.run)
 	j.release()
 }
@@ -152,7 +154,7 @@ func start(p *par.Pool, kind jobKind, s source, out, in []float32, n, total, gra
 // to claim; shareRows sizes them so that small matrices still split evenly
 // and large ones stream the weights in stretches of up to 128 KiB.
 func (j *job) runShared(p *par.Pool, total, share int) {
-	j.total, j.share = total, share
+	j.p, j.total, j.share = p, total, share
 	j.next.Store(0)
 	p.For(min(p.Workers(), (total+share-1)/share), 1, j.claim)
 	j.release()
@@ -166,6 +168,7 @@ func (j *job) claimShares(_, _ int) {
 			return
 		}
 		j.do(lo, min(j.total, lo+j.share))
+		j.p.Yield()
 	}
 }
 

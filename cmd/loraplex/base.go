@@ -26,6 +26,9 @@ type baseFlags struct {
 	threads int
 	home    string
 	int8    bool
+	// gate, when set, puts the inference pool on its High side (serve sets
+	// it so fine-tuning gives way to inference).
+	gate *par.Gate
 }
 
 func (b *baseFlags) bind(fs *pflag.FlagSet, modelHelp string) {
@@ -83,7 +86,11 @@ func (b *baseFlags) load(ctx context.Context, allowDemo bool) (dir string, m *mo
 	if err != nil {
 		return "", nil, nil, nil, err
 	}
-	pool = par.New(b.threads)
+	if b.gate != nil {
+		pool = b.gate.Pool(b.threads, par.High)
+	} else {
+		pool = par.New(b.threads)
+	}
 	pr := newProgress("load " + filepath.Base(dir))
 	m, err = model.Load(dir, model.LoadOptions{Quant: b.quant, Int8: b.int8, Pool: pool, Progress: func(done, total int) { pr.update(done, total, "tensors") }})
 	if err != nil {

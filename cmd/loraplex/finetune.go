@@ -45,7 +45,7 @@ func enableTraining(srv *server.Server, f *serveFlags, name string, m *model.Mod
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := jobs.Open(jobs.Config{Dir: filepath.Join(f.base.home, "training"), Workers: f.trainShare},
+	mgr, err := jobs.Open(jobs.Config{Dir: filepath.Join(f.base.home, "training"), Workers: f.trainThreads, Gate: f.base.gate},
 		map[string]*jobs.Base{name: base}, publisher{reg})
 	if err != nil {
 		return nil, err

@@ -18,11 +18,17 @@ import (
 
 	"github.com/loraplex/loraplex/adapters"
 	"github.com/loraplex/loraplex/inference/sched"
+	"github.com/loraplex/loraplex/quant/par"
 	"github.com/loraplex/loraplex/registry"
 	"github.com/loraplex/loraplex/server"
 	"github.com/loraplex/loraplex/server/backend"
 	"github.com/loraplex/loraplex/server/telemetry"
 )
+
+// defaultTrainShare is --train-share's default: the time fine-tuning may
+// take while inference is busy, small enough that serving latency stays
+// within a quarter of its no-training value.
+const defaultTrainShare = 0.1
 
 func init() {
 	register(command{"serve", "serve the OpenAI-compatible API (the main job)", runServe})
@@ -43,7 +49,8 @@ type serveFlags struct {
 	kvMiB        int64
 	reg          registry.Config
 	regMiB       int64
-	trainShare   int
+	trainThreads int
+	trainShare   float64
 	adapterBF16  bool
 }
 
@@ -72,7 +79,8 @@ func (f *serveFlags) bind(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.kvMiB, "kv-cache-mib", sched.DefaultKVBytes>>20, "memory for the paged KV cache, MiB")
 	fs.IntVar(&f.reg.MaxAdapters, "max-loaded-adapters", f.reg.MaxAdapters, "adapters kept in memory")
 	fs.Int64Var(&f.regMiB, "adapter-cache-mib", f.reg.MaxBytes>>20, "memory for loaded adapters, MiB")
-	fs.IntVar(&f.trainShare, "train-threads", 1, "threads given to fine-tuning jobs (inference keeps the rest)")
+	fs.IntVar(&f.trainThreads, "train-threads", 1, "threads given to fine-tuning jobs")
+	fs.Float64Var(&f.trainShare, "train-share", defaultTrainShare, "fraction of the time fine-tuning may run while inference is busy (in (0, 1]; 1: no priority for inference)")
 	fs.BoolVar(&f.adapterBF16, "adapter-bf16", false, "serve LoRA weights in bfloat16: faster mixed-adapter batches, logits within about 3e-3 of float32")
 }
 
@@ -151,6 +159,9 @@ func startServer(ctx context.Context, f *serveFlags, log *slog.Logger) (_ *runni
 			r.close()
 		}
 	}()
+	if f.base.gate, err = par.NewGate(f.trainShare); err != nil {
+		return nil, fmt.Errorf("--train-share: %w", err)
+	}
 	dir, m, tok, pool, err := f.base.load(ctx, true)
 	if err != nil {
 		return nil, err
@@ -228,6 +239,9 @@ func startServer(ctx context.Context, f *serveFlags, log *slog.Logger) (_ *runni
 		return nil, err
 	}
 	r.closers = append(r.closers, closeTraining)
+	// Closed before training stops, so a job winding down does not wait
+	// for a share of a server that is still draining.
+	r.closers = append(r.closers, f.base.gate.Close)
 
 	addr := net.JoinHostPort(f.host, strconv.Itoa(f.port))
 	ln, err := net.Listen("tcp", addr)

@@ -108,6 +108,7 @@ func (ws *AttnScratch) run(p *par.Pool, fn func(w int, it attnItem)) {
 					break
 				}
 				fn(w, ws.items[i])
+				p.Yield()
 			}
 		}
 	})

@@ -22,6 +22,8 @@ const spinFor = 50 * time.Microsecond
 type Pool struct {
 	workers int
 	jobs    chan job
+	gate    *Gate // nil: no priority
+	low     bool  // on gate's Low side
 }
 
 type job struct {
@@ -116,9 +118,22 @@ func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 	if grain < 1 {
 		grain = 1
 	}
+	if p.low {
+		p.forLow(n, grain, fn)
+		return
+	}
+	g := p.gate
+	if g != nil {
+		// Serial loops count too: a one-thread inference pool is still
+		// inference.
+		g.enter()
+	}
 	chunks := min(p.workers, (n+grain-1)/grain)
 	if chunks <= 1 {
 		fn(0, n)
+		if g != nil {
+			g.exit()
+		}
 		return
 	}
 	r := regions.Get().(*region)
@@ -132,7 +147,96 @@ func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 	fn(0, min(step, n))
 	r.wait()
 	regions.Put(r)
+	if g != nil {
+		g.exit()
+	}
 }
+
+// Yield is a checkpoint for long stretches of work on a Low pool (a loop
+// inside one range of a For, or serial work between For calls): there the
+// pool gives way to its gate's High side if it must. Code that may run for
+// more than about a millisecond without starting a For calls it every few
+// hundred microseconds. On other pools it does nothing.
+func (p *Pool) Yield() {
+	if p != nil && p.low {
+		p.gate.checkpoint()
+	}
+}
+
+// forLow is For on a Low pool: the caller and the workers claim pieces of
+// [0, n) in turn, each sized to run for about pieceTarget, and pass a
+// checkpoint of the gate before each. Pieces are multiples of a quantum
+// fixed by n, grain and the pool size alone, so the results do not depend
+// on timing: kernels that work in tiles of up to 16 elements (quant's
+// panels) see the same tiles as in one unsplit range.
+func (p *Pool) forLow(n, grain int, fn func(lo, hi int)) {
+	q := (grain + align - 1) / align * align
+	switch {
+	case n <= p.workers:
+		// One element per goroutine: claim loops that share their work
+		// out themselves.
+		q = grain
+	case n < 2*q:
+		q = n
+	}
+	r := lowRegions.Get().(*lowRegion)
+	r.fn, r.n, r.q, r.g = fn, n, q, p.gate
+	r.next.Store(0)
+	others := min(p.workers-1, (n-1)/q)
+	r.pending.Store(int32(others))
+	for range others {
+		p.jobs <- job{fn: r.claim, r: &r.region}
+	}
+	r.run(0, 0)
+	if others > 0 {
+		r.wait()
+	}
+	r.fn, r.g = nil, nil
+	lowRegions.Put(r)
+}
+
+// align is the multiple of the grain that a Low For's pieces come in.
+const align = 16
+
+// lowRegion is one For on a Low pool.
+type lowRegion struct {
+	region
+	fn    func(lo, hi int)
+	n, q  int // range and piece quantum
+	g     *Gate
+	next  atomic.Int64
+	claim func(lo, hi int) // run, bound once
+}
+
+// run is one goroutine's share of a Low For; its range is ignored. Pieces
+// start at one quantum and grow (at most fourfold) or shrink towards
+// pieceTarget by their measured time, as nothing else says how long an
+// element takes.
+func (r *lowRegion) run(_, _ int) {
+	size := r.q
+	for {
+		lo := int(r.next.Add(int64(size))) - size
+		if lo >= r.n {
+			return
+		}
+		hi := min(r.n, lo+size)
+		r.g.checkpoint()
+		start := time.Now()
+		r.fn(lo, hi)
+		el := time.Since(start)
+		next := 4 * size
+		if el > 0 {
+			next = min(next, int(float64(hi-lo)*float64(pieceTarget)/float64(el)))
+		}
+		size = max(r.q, next/r.q*r.q)
+	}
+}
+
+var lowRegions = sync.Pool{New: func() any {
+	r := &lowRegion{region: region{done: make(chan struct{}, 1)}}
+	r.claim = r.run
+	return r
+}}
 
 // regions recycles For's completion records so a parallel loop allocates
 // nothing.

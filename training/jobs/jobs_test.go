@@ -17,6 +17,7 @@ import (
 	"github.com/loraplex/loraplex/inference/fixtures"
 	"github.com/loraplex/loraplex/inference/model"
 	"github.com/loraplex/loraplex/inference/tokenizer"
+	"github.com/loraplex/loraplex/quant/par"
 	"github.com/loraplex/loraplex/training/dataset"
 )
 
@@ -450,5 +451,70 @@ func TestPromptTuningChatJob(t *testing.T) {
 	cks, _, _ := m.Checkpoints(ctx, j.ID, Page{})
 	if len(cks) != 1 || cks[0].Metrics.ValidLoss == nil {
 		t.Fatalf("final checkpoint lacks validation metrics: %+v", cks)
+	}
+}
+
+// TestJobGivesWayToInference trains beside a High pool that never stops
+// and compares with an ungated run: the job must finish (the share keeps
+// it going), must have waited for the High side, and must train exactly
+// the same adapter, since the Low pool's pieces do not depend on timing.
+func TestJobGivesWayToInference(t *testing.T) {
+	ctx := context.Background()
+	bases := stories(t)
+	seed := int64(5)
+	req := func(file string) CreateJobRequest {
+		return CreateJobRequest{Model: "stories260k", TrainingFile: file, Seed: &seed,
+			Hyperparameters: &Hyperparameters{NEpochs: Num(1), BatchSize: Num(3), LearningRateMultiplier: Num(10)}, Adapter: &AdapterSpec{R: 4, Dropout: 0.1}}
+	}
+	train := func(cfg Config) []byte {
+		m, pub := open(t, t.TempDir(), cfg, bases)
+		defer m.Close()
+		f := upload(t, m, "qa.jsonl", qaFile)
+		j, err := m.CreateJob(ctx, req(f.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, err := m.Wait(ctx, j.ID)
+		if err != nil || done.Status != StatusSucceeded {
+			t.Fatalf("job: %v %+v", err, done)
+		}
+		b, err := os.ReadFile(filepath.Join(pub.dir(*done.FineTunedModel), "adapter_model.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want := train(Config{})
+
+	gate, err := par.NewGate(0.2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	high := gate.Pool(2, par.High)
+	stop, stopped := make(chan bool), make(chan bool)
+	go func() {
+		var sink [2]float64
+		for {
+			select {
+			case <-stop:
+				stopped <- true
+				return
+			default:
+			}
+			high.For(2, 1, func(lo, hi int) {
+				for i := range 2000 {
+					sink[lo] += float64(i)
+				}
+			})
+		}
+	}()
+	got := train(Config{Gate: gate, Workers: 2})
+	close(stop)
+	<-stopped
+	if st := gate.Stats(); st.Waits == 0 || st.Charged == 0 {
+		t.Errorf("gate stats %+v: the job never gave way", st)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the adapter trained beside busy inference differs from the ungated run's")
 	}
 }

@@ -33,6 +33,10 @@ type Config struct {
 	LoRALR          float64 // learning rate at multiplier 1 for LoRA; default 1e-3
 	PromptLR        float64 // learning rate at multiplier 1 for prompt tuning; default 3e-2
 	Org             string  // organisation part of fine-tuned model names; default ""
+	// Gate, when set, puts the training threads on its Low side: they give
+	// way to the inference pool on its High side beyond the gate's share.
+	// Without it training competes with inference as an equal.
+	Gate *par.Gate
 }
 
 // Validate fills defaults and rejects nonsense.
@@ -127,7 +131,11 @@ func Open(cfg Config, bases map[string]*Base, pub Publisher) (*Manager, error) {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	m := &Manager{cfg: cfg, bases: bases, pub: pub, db: db, pool: par.New(cfg.Workers), now: time.Now,
+	pool := par.New
+	if cfg.Gate != nil {
+		pool = func(workers int) *par.Pool { return cfg.Gate.Pool(workers, par.Low) }
+	}
+	m := &Manager{cfg: cfg, bases: bases, pub: pub, db: db, pool: pool(cfg.Workers), now: time.Now,
 		ctx: ctx, stop: stop, wake: make(chan struct{}, 1), cancels: map[string]context.CancelFunc{}, changed: make(chan struct{})}
 	validating, err := db.jobsWithStatus(ctx, StatusValidating)
 	if err != nil {
