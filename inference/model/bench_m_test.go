@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/loraplex/loraplex/inference/config"
@@ -63,6 +64,7 @@ func benchModelM(b *testing.B) *Model {
 		b.Fatal(err)
 	}
 	benchM = m
+	runtime.GC() // not during the first timed loop
 	return m
 }
 
@@ -97,69 +99,106 @@ func randomNF4M(b *testing.B, r *rand.Rand, rows, cols int, code, dyn []float32)
 	return q
 }
 
-// mVariants are the ways of running M's NF4 weights that the M benchmarks
-// compare: the exact float path, and int8 activations on the decoder
-// linears (SetInt8Decode and SetInt8Prefill, what --int8 sets).
-var mVariants = []struct {
-	name string
-	int8 bool
-}{{"nf4", false}, {"nf4-int8", true}}
+// variants are the ways of running a model's NF4 weights that the
+// benchmarks here compare: the exact float path or int8 activations
+// (SetInt8Decode and SetInt8Prefill, what --int8 sets), with the stored
+// lm_head or an NF4 copy (--quant-head nf4).
+var variants = []struct {
+	name            string
+	int8, quantHead bool
+}{{"nf4", false, false}, {"nf4-int8", true, false}, {"nf4-qhead", false, true}, {"nf4-int8-qhead", true, true}}
 
-// withVariant sets the variant's options on m for the length of a
-// sub-benchmark.
-func withVariant(b *testing.B, m *Model, int8 bool) {
+// benchQHeads caches each benchmark model's twin with an NF4 lm_head.
+var benchQHeads = map[*Model]*Model{}
+
+// variant returns m, or its twin with an NF4 lm_head, with the variant's
+// int8 option set for the length of the sub-benchmark.
+func variant(b *testing.B, m *Model, int8, quantHead bool) *Model {
+	if quantHead {
+		benchMu.Lock()
+		h := benchQHeads[m]
+		if h == nil {
+			h = new(Model)
+			*h = *m
+			h.Head = quantizeHead(m.Head)
+			benchQHeads[m] = h
+			runtime.GC()
+		}
+		benchMu.Unlock()
+		m = h
+	}
 	set := func(on bool) {
 		for _, l := range m.Layers {
 			for _, w := range l.W {
-				q := w.(*quant.NF4)
-				q.SetInt8Decode(on)
-				q.SetInt8Prefill(on)
+				setInt8Both(w, on)
 			}
 		}
+		setInt8Both(m.Head, on)
 	}
 	set(int8)
 	b.Cleanup(func() { set(false) })
+	return m
 }
 
-// BenchmarkDecodeM: one decode step of `batch` sequences of the M shape per
+func setInt8Both(w quant.Matrix, on bool) {
+	if q, ok := w.(*quant.NF4); ok {
+		q.SetInt8Decode(on)
+		q.SetInt8Prefill(on)
+	}
+}
+
+// decodeBench times one decode step of batch sequences per op, each with
+// 64 tokens of context, 2 threads.
+func decodeBench(b *testing.B, m *Model, batch int) {
+	p := par.New(2)
+	kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 8*batch)
+	ws := NewWorkspace(m, 64*batch, batch)
+	in := make([]SeqInput, batch)
+	for i := range in {
+		in[i] = SeqInput{Tokens: randTokens(64, m.Cfg.Vocab), KV: &kvcache.Seq{}}
+	}
+	m.Forward(p, ws, kv, in)
+	for i := range in {
+		in[i].Tokens = in[i].Tokens[:1]
+	}
+	for b.Loop() {
+		for i := range in {
+			if in[i].KV.Len >= 100 {
+				kv.Truncate(in[i].KV, 64)
+			}
+		}
+		m.Forward(p, ws, kv, in)
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "tok/s")
+}
+
+// BenchmarkDecodeM: one decode step of batch sequences of the M shape per
 // op, each with 64 tokens of context, 2 threads.
 func BenchmarkDecodeM(b *testing.B) {
-	for _, v := range mVariants {
+	for _, v := range variants {
 		for _, batch := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/batch%d", v.name, batch), func(b *testing.B) {
-				m := benchModelM(b)
-				withVariant(b, m, v.int8)
-				p := par.New(2)
-				kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 8*batch)
-				ws := NewWorkspace(m, 64*batch, batch)
-				in := make([]SeqInput, batch)
-				for i := range in {
-					in[i] = SeqInput{Tokens: randTokens(64, m.Cfg.Vocab), KV: &kvcache.Seq{}}
-				}
-				m.Forward(p, ws, kv, in)
-				for i := range in {
-					in[i].Tokens = in[i].Tokens[:1]
-				}
-				for b.Loop() {
-					for i := range in {
-						if in[i].KV.Len >= 100 {
-							kv.Truncate(in[i].KV, 64)
-						}
-					}
-					m.Forward(p, ws, kv, in)
-				}
-				b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "tok/s")
+				decodeBench(b, variant(b, benchModelM(b), v.int8, v.quantHead), batch)
 			})
 		}
 	}
 }
 
+// BenchmarkDecodeSHead is BenchmarkDecode's NF4 batch-1 case of the S shape
+// in every variant, for the ratios of the lm_head and int8 options.
+func BenchmarkDecodeSHead(b *testing.B) {
+	for _, v := range variants {
+		b.Run(v.name+"/batch1", func(b *testing.B) {
+			decodeBench(b, variant(b, benchModel(b, "nf4"), v.int8, v.quantHead), 1)
+		})
+	}
+}
+
 // BenchmarkPrefillM: one 128-token prompt of the M shape per op, 2 threads.
 func BenchmarkPrefillM(b *testing.B) {
-	for _, v := range mVariants {
+	for _, v := range variants[:2] {
 		b.Run(v.name, func(b *testing.B) {
-			m := benchModelM(b)
-			withVariant(b, m, v.int8)
+			m := variant(b, benchModelM(b), v.int8, v.quantHead)
 			p := par.New(2)
 			kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 16)
 			ws := NewWorkspace(m, 128, 1)
