@@ -84,6 +84,15 @@
 
 #include "textflag.h"
 
+// PREFETCH_W(r) asks for the weight line 4 KiB past r. The row kernels
+// stream weights that are read once per token; the hardware prefetchers
+// stop at 4 KiB pages and run only a few lines ahead, so without it the
+// memory idles while a core computes: the float path decoded weights
+// larger than the caches 20-30% slower. (The bf16 dot kernel, with little
+// work per line, measured slower with it and has none.) NTA: a weight line
+// is used once and should not push activations or the KV cache out of L2.
+#define PREFETCH_W(r) PREFETCHNTA 4096(r)
+
 // Register use shared by the NF4 kernels:
 //   SI packed codes, DX block-scale codes, DI x or dst, CX blocks left,
 //   R8 dyn table, X30/X29 (X14/X13 in AVX2) a2 and offset.
@@ -376,6 +385,7 @@ rblock:
 	NF4_TABLE(dyn+144(FP))
 
 rlook:
+	PREFETCH_W(SI)
 	NF4_QUAD_LOOK
 	VFMADD231PS (DI), Z10, Z0
 	VFMADD231PS 64(DI), Z11, Z1
@@ -436,6 +446,7 @@ r2block:
 	NF4_TABLE(dyn+192(FP))
 
 r2look:
+	PREFETCH_W(SI)
 	NF4_QUAD_LOOK
 	VFMADD231PS (DI), Z10, Z0
 	VFMADD231PS 64(DI), Z11, Z1
@@ -547,6 +558,7 @@ q8pair:
 	NF4_TABLE(dyn+144(FP))
 
 q8a:
+	PREFETCH_W(SI)
 	VMOVDQU32        (SI), Z10
 	NF4_Q8_UNPACK
 	NF4_Q8_DOT((DI), 64(DI), 128(DI), 192(DI), Z13)
@@ -747,6 +759,7 @@ q82pair:
 	NF4_TABLE(dyn+192(FP))
 
 q82a:
+	PREFETCH_W(SI)
 	VMOVDQU32        (SI), Z10
 	NF4_Q8_UNPACK
 	NF4_Q8_DOT((DI), 64(DI), 128(DI), 192(DI), Z13)
