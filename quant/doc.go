@@ -42,7 +42,7 @@
 // loses its core to another process does not hold up the call. The float32
 // kernel spends ~13 vector operations per 64 weights, which keeps a core
 // below memory speed; SetInt8Decode opts a matrix into int8 activations
-// and VNNI dot products (~5.5 operations per 64 weights) at the cost of
+// and VNNI dot products (~4.5 operations per 64 weights) at the cost of
 // the prefill path's rounding error.
 //
 // MulT with several rows widens a panel of 16 weight rows to float32 once

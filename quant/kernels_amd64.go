@@ -70,7 +70,8 @@ func nf4Rows2Checked(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb
 	}
 }
 
-// nf4RowsQ8AVX512 implements nf4RowsQ8 with VPDPBUSD; u8 is nf4U8. For
+// nf4RowsQ8AVX512 implements nf4RowsQ8 with VPDPBUSD (AVX512-VNNI) and
+// VPERMB (AVX512-VBMI); u8 is nf4U8. For
 // row i, pair P of blocks j = 2P+h (h < 2, j < nb) and lanes l < 8:
 //
 //	d := xa[64P+32+8h+l]  // as int32
@@ -281,6 +282,10 @@ func kernelVariants() []kernelSet {
 		ks := avx512Kernels
 		if !cpu.X86.HasAVX512VNNI {
 			ks.q8Tile4x4, ks.nf4RowsQ8, ks.nf4Rows2Q8 = nil, nil, nil
+		}
+		if !cpu.X86.HasAVX512VBMI {
+			// The int8 row kernels unpack codes with VPERMB.
+			ks.nf4RowsQ8, ks.nf4Rows2Q8 = nil, nil
 		}
 		v = append(v, ks)
 	}
