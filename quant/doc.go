@@ -36,12 +36,13 @@
 // reordered once per call so that one widening load and three shifts
 // unpack a block's nibbles), look block scales up in a per-group table of
 // the 256 possible values instead of computing them, and walk whole runs
-// of rows per call. Workers claim shares of 256K weights in turn
+// of rows per call, prefetching the weights a page ahead of the hardware
+// prefetchers. Workers claim shares of 256K weights in turn
 // rather than each taking a fixed half, so a worker that wakes late or
 // loses its core to another process does not hold up the call. The float32
 // kernel spends ~13 vector operations per 64 weights, which keeps a core
 // below memory speed; SetInt8Decode opts a matrix into int8 activations
-// and VNNI dot products (~5.5 operations per 64 weights) at the cost of
+// and VNNI dot products (~4.5 operations per 64 weights) at the cost of
 // the prefill path's rounding error.
 //
 // MulT with several rows widens a panel of 16 weight rows to float32 once

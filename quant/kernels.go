@@ -19,7 +19,8 @@ type kernelSet struct {
 	// y1, decoding each block once; nil where a set has none.
 	nf4Rows2 func(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []float32, code *[16]float32, dyn *[256]float32, off float32)
 	// nf4RowsQ8 is nf4Rows for activations encoded by encodeActsQ8 (the
-	// int8 decoding path, q8dec.go); nil where the CPU has no VNNI.
+	// int8 decoding path, q8dec.go); nil where the CPU has no VNNI or
+	// no VBMI.
 	// encodeActsQ8 is encodeActsQ8Generic.
 	nf4RowsQ8    func(y []float32, p []byte, q []uint8, a2 []float32, b0, nb int, xa []uint32, dyn *[256]float32, off float32)
 	encodeActsQ8 func(xa []uint32, x []float32)

@@ -70,7 +70,8 @@ func nf4Rows2Checked(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb
 	}
 }
 
-// nf4RowsQ8AVX512 implements nf4RowsQ8 with VPDPBUSD; u8 is nf4U8. For
+// nf4RowsQ8AVX512 implements nf4RowsQ8 with VPDPBUSD (AVX512-VNNI) and
+// VPERMB (AVX512-VBMI); u8 is nf4U8. For
 // row i, pair P of blocks j = 2P+h (h < 2, j < nb) and lanes l < 8:
 //
 //	d := xa[64P+32+8h+l]  // as int32
@@ -324,6 +325,10 @@ func kernelVariants() []kernelSet {
 		}
 		if !cpu.X86.HasAVX512VNNI || !cpu.X86.HasAVX512VBMI {
 			ks.q8Widen, ks.q8Quant = q8WidenGeneric, (*q8Acts).quantize
+		}
+		if !cpu.X86.HasAVX512VBMI {
+			// The int8 row kernels unpack codes with VPERMB.
+			ks.nf4RowsQ8, ks.nf4Rows2Q8 = nil, nil
 		}
 		v = append(v, ks)
 	}

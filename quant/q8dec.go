@@ -10,10 +10,10 @@ import (
 // The int8 decoding path (opt-in per matrix with SetInt8Decode) serves MulT
 // with one to three activation rows. Float32 decoding spends ~13 vector
 // operations per 64 weights on nibble lookups and multiply-adds, which caps
-// a core below what memory can deliver; int8 needs ~5.5. Each 64-value
+// a core below what memory can deliver; int8 needs ~4.5. Each 64-value
 // block of an activation row is rounded to int8 with its own scale
 // amax/127, as in the prefill path (q8.go), and each NF4 code becomes the
-// offset int8 weight round(127·code)+128 through a byte shuffle, reading
+// offset int8 weight round(127·code)+128 through a byte permutation, reading
 // the packed nibbles in place.
 //
 // Activations are encoded in pairs of blocks matching a 64-byte load of
@@ -46,8 +46,8 @@ var nf4U8 = func() (u [16]byte) {
 
 // SetInt8Decode makes MulT with one to three activation rows (decoding)
 // use int8 activations and integer dot products where the CPU has
-// AVX512-VNNI, which lets batch-1 decoding run at memory speed. Results
-// then differ from the exact bitsandbytes product within the same bound as
+// AVX512-VNNI and VBMI, which lets batch-1 decoding run near memory speed.
+// Results then differ from the exact bitsandbytes product within the same bound as
 // SetInt8Prefill's (see q8.go): about 1% relative RMS on random data. It
 // has no effect where cols is not a multiple of 64 or the code table is not
 // NF4. Set it before the matrix is shared: it is not synchronised.

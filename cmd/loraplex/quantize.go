@@ -25,6 +25,7 @@ func runQuantize(ctx context.Context, args []string) error {
 		return fmt.Errorf("--out is required")
 	}
 	b.quant = "nf4"
+	b.head = "keep" // the checkpoint copies the stored lm_head
 	dir, m, _, _, err := b.load(ctx, false)
 	if err != nil {
 		return err
