@@ -44,9 +44,13 @@
 // and VNNI dot products (~5.5 operations per 64 weights) at the cost of
 // the prefill path's rounding error.
 //
-// MulT with several rows widens a panel of 16 weight rows to float32 once
+// Decode batches of four to eight rows with cols ≤ 2048 go through a row
+// kernel for four activation rows (nf4rows4.go), which decodes each block
+// once for all four.
+//
+// MulT with more rows widens a panel of 16 weight rows to float32 once
 // and multiplies it with up to 64 activation rows in 4×4 register tiles, so
-// a decode batch pays the dequantization once. MulGrad widens 64×256 tiles
+// a batch pays the dequantization once. MulGrad widens 64×256 tiles
 // of W once per call and accumulates dy·W into 4×64 tiles of dx.
 //
 // The paths sum in different orders, so a row's result from a batch can
