@@ -45,7 +45,11 @@
 // and VNNI dot products (~4.5 operations per 64 weights) at the cost of
 // the prefill path's rounding error.
 //
-// MulT with several rows widens a panel of 16 weight rows to float32 once
+// Decode batches of four to eight rows with cols ≤ 2048 go through a row
+// kernel for four activation rows (nf4rows4.go), which decodes each block
+// once for all four.
+//
+// MulT with more rows widens a panel of 16 weight rows to float32 once
 // and multiplies it with up to 64 activation rows in 4×4 register tiles, so
 // a decode batch pays the dequantization once. MulGrad cuts dx into equal
 // items of up to 256 rows × 256 columns, as many as a multiple of the

@@ -18,6 +18,10 @@ type kernelSet struct {
 	// nf4Rows2 is nf4Rows for two activation rows, x0 into y0 and x1 into
 	// y1, decoding each block once; nil where a set has none.
 	nf4Rows2 func(y0, y1 []float32, p []byte, q []uint8, a2 []float32, b0, nb int, x0, x1 []float32, code *[16]float32, dyn *[256]float32, off float32)
+	// nf4Rows4 is nf4Rows for four activation rows, xq[a·64·nb:] into
+	// y[a·ldy:] for a < 4 (len(y)-3·ldy weight rows), decoding each block
+	// once; nil where a set has none.
+	nf4Rows4 func(y []float32, ldy int, p []byte, q []uint8, a2 []float32, b0, nb int, xq []float32, code *[16]float32, dyn *[256]float32, off float32)
 	// nf4RowsQ8 is nf4Rows for activations encoded by encodeActsQ8 (the
 	// int8 decoding path, q8dec.go); nil where the CPU has no VNNI or
 	// no VBMI.

@@ -290,6 +290,7 @@ var (
 		nf4Dot:       nf4DotAVX512,
 		nf4Rows:      nf4RowsChecked,
 		nf4Rows2:     nf4Rows2Checked,
+		nf4Rows4:     nf4Rows4Checked,
 		nf4RowsQ8:    nf4RowsQ8Checked,
 		nf4Rows2Q8:   nf4Rows2Q8Checked,
 		encodeActsQ8: encodeActsQ8Checked,

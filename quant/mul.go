@@ -94,7 +94,7 @@ type jobKind uint8
 
 const (
 	jobDot    jobKind = iota // MulT, one activation row
-	jobQuad                  // NF4 MulT, 1-3 rows in quad order
+	jobQuad                  // NF4 MulT, decode batches in quad order
 	jobQuadQ8                // NF4 int8 MulT, 1-3 rows
 	jobPanel                 // MulT, several activation rows
 	jobQ8Acts                // NF4 int8 MulT: quantize the activations

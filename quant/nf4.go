@@ -268,7 +268,7 @@ func (q *NF4) decode(dst []float32, r, c0, c1 int) { q.decodeFlat(dst[:c1-c0], r
 // Row implements Matrix.
 func (q *NF4) Row(dst []float32, r int) { q.decode(dst, r, 0, q.cols) }
 
-// MulT implements Matrix. Up to three activation rows, when the rows of W
+// MulT implements Matrix. Decode batches (quadRows), when the rows of W
 // start on block boundaries (cols a multiple of 64, as in every real model),
 // go through the quad-order kernels where the CPU has them.
 func (q *NF4) MulT(p *par.Pool, y, x []float32, n int) {
@@ -277,7 +277,7 @@ func (q *NF4) MulT(p *par.Pool, y, x []float32, n int) {
 		q.mulQ8(p, y, x, n)
 		return
 	}
-	if n > 3 || q.cols%nf4Block != 0 || kern.nf4Rows == nil {
+	if !q.quadRows(n) {
 		mulT(q, p, y, x, n)
 		return
 	}
@@ -298,6 +298,9 @@ func (q *NF4) rowsQuad(y, xq []float32, n, lo, hi int) {
 	R, C, nb := q.rows, q.cols, q.cols/nf4Block
 	p, qa, b0 := q.packed[lo*nb*32:hi*nb*32], q.qabs[lo*nb:hi*nb], lo*nb
 	i := 0
+	for ; i+4 <= n && kern.nf4Rows4 != nil; i += 4 {
+		kern.nf4Rows4(y[i*R+lo:(i+3)*R+hi], R, p, qa, q.absmax2, b0, nb, xq[i*C:(i+4)*C], q.code, q.dyn, q.offset)
+	}
 	for ; i+2 <= n && kern.nf4Rows2 != nil; i += 2 {
 		kern.nf4Rows2(y[i*R+lo:i*R+hi], y[(i+1)*R+lo:(i+1)*R+hi], p, qa, q.absmax2, b0, nb,
 			xq[i*C:(i+1)*C], xq[(i+1)*C:(i+2)*C], q.code, q.dyn, q.offset)

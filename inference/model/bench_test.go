@@ -151,7 +151,7 @@ func BenchmarkDecode(b *testing.B) {
 		lora, prepared, dora, head, bf16 bool
 	}{
 		{"none", 1, false, false, false, false, false}, {"none", 8, false, false, false, false, false},
-		{"nf4", 1, false, false, false, false, false}, {"nf4", 8, false, false, false, false, false},
+		{"nf4", 1, false, false, false, false, false}, {"nf4", 4, false, false, false, false, false}, {"nf4", 8, false, false, false, false, false},
 		{"nf4", 1, true, false, false, false, false}, {"nf4", 8, true, false, false, false, false},
 		{"nf4", 1, true, true, false, false, false}, {"nf4", 8, true, true, false, false, false},
 		{"nf4", 1, true, true, true, false, false}, {"nf4", 8, true, true, true, false, false},
