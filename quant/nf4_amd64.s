@@ -83,6 +83,7 @@
 	VPBROADCASTD X11, Y11
 
 #include "textflag.h"
+#include "nf4quad_amd64.h"
 
 // PREFETCH_W(r) asks for the weight line 4 KiB past r. The row kernels
 // stream weights that are read once per token; the hardware prefetchers
@@ -269,78 +270,8 @@ dec2done:
 // each row), R10 y, R11 rows left, R8 table, R9 a2, Z31 code, Z29 offset
 // (broadcast); AX and R13 are temporaries.
 
-// NF4_TABLE(dynarg) fills the table at R8 for the group of block BX, with
-// the rounding of the Go code (product, then sum).
-#define NF4_TABLE(dynarg) \
-	MOVQ         BX, AX            \
-	SHRQ         $8, AX            \
-	VBROADCASTSS (R9)(AX*4), Z6    \
-	MOVQ         dynarg, R13       \
-	VMULPS       0(R13), Z6, Z7    \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 0(R8)         \
-	VMULPS       64(R13), Z6, Z7   \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 64(R8)        \
-	VMULPS       128(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 128(R8)       \
-	VMULPS       192(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 192(R8)       \
-	VMULPS       256(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 256(R8)       \
-	VMULPS       320(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 320(R8)       \
-	VMULPS       384(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 384(R8)       \
-	VMULPS       448(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 448(R8)       \
-	VMULPS       512(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 512(R8)       \
-	VMULPS       576(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 576(R8)       \
-	VMULPS       640(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 640(R8)       \
-	VMULPS       704(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 704(R8)       \
-	VMULPS       768(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 768(R8)       \
-	VMULPS       832(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 832(R8)       \
-	VMULPS       896(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 896(R8)       \
-	VMULPS       960(R13), Z6, Z7  \
-	VADDPS       Z29, Z7, Z7       \
-	VMOVUPS      Z7, 960(R8)
-
-// NF4_QUAD_LOOK leaves the table code·scale of the block at DX in Z5,
-// widens the block's 32 bytes at SI to 16 words, one per dword lane,
-// and looks up the four nibbles of each: Z10-Z13 hold the values of
-// elements 4i+1, 4i, 4i+3 and 4i+2 of lane i (quad order). VPERMPS reads
-// only the low 4 bits of an index, so no masking is needed.
-#define NF4_QUAD_LOOK \
-	MOVBLZX     (DX), AX       \
-	VMULPS.BCST (R8)(AX*4), Z31, Z5 \
-	VPMOVZXWD   (SI), Z10      \
-	VPSRLD      $4, Z10, Z11   \
-	VPSRLD      $8, Z10, Z12   \
-	VPSRLD      $12, Z10, Z13  \
-	VPERMPS     Z5, Z10, Z10   \
-	VPERMPS     Z5, Z11, Z11   \
-	VPERMPS     Z5, Z12, Z12   \
-	VPERMPS     Z5, Z13, Z13
+// NF4Q_TABLE and NF4Q_LOOK (nf4quad_amd64.h) fill the table and decode a
+// block, shared with the four-row kernel.
 
 // NF4_HSUM4(za, zb, zc, zd, ya, xa) leaves Σ of the 64 lanes of za..zd
 // in xa (ya and xa name za's lower halves); Z4 is a temporary.
@@ -369,7 +300,7 @@ TEXT ·nf4RowsAVX512(SB), NOSPLIT, $0-168
 	VMOVUPS      (AX), Z31
 	TESTQ        R11, R11
 	JE           rdone
-	NF4_TABLE(dyn+144(FP))
+	NF4Q_TABLE(dyn+144(FP))
 
 rrow:
 	MOVQ   nb+104(FP), CX
@@ -382,11 +313,11 @@ rrow:
 rblock:
 	TESTQ $0xff, BX
 	JNE   rlook
-	NF4_TABLE(dyn+144(FP))
+	NF4Q_TABLE(dyn+144(FP))
 
 rlook:
 	PREFETCH_W(SI)
-	NF4_QUAD_LOOK
+	NF4Q_LOOK
 	VFMADD231PS (DI), Z10, Z0
 	VFMADD231PS 64(DI), Z11, Z1
 	VFMADD231PS 128(DI), Z12, Z2
@@ -426,7 +357,7 @@ TEXT ·nf4Rows2AVX512(SB), NOSPLIT, $0-216
 	VMOVUPS      (AX), Z31
 	TESTQ        R11, R11
 	JE           r2done
-	NF4_TABLE(dyn+192(FP))
+	NF4Q_TABLE(dyn+192(FP))
 
 r2row:
 	MOVQ   nb+128(FP), CX
@@ -443,11 +374,11 @@ r2row:
 r2block:
 	TESTQ $0xff, BX
 	JNE   r2look
-	NF4_TABLE(dyn+192(FP))
+	NF4Q_TABLE(dyn+192(FP))
 
 r2look:
 	PREFETCH_W(SI)
-	NF4_QUAD_LOOK
+	NF4Q_LOOK
 	VFMADD231PS (DI), Z10, Z0
 	VFMADD231PS 64(DI), Z11, Z1
 	VFMADD231PS 128(DI), Z12, Z2
@@ -542,7 +473,7 @@ TEXT ·nf4RowsQ8AVX512(SB), NOSPLIT, $0-168
 	NF4_Q8_SETUP
 	TESTQ           R11, R11
 	JE              q8done
-	NF4_TABLE(dyn+144(FP))
+	NF4Q_TABLE(dyn+144(FP))
 
 q8row:
 	MOVQ   nb+104(FP), CX
@@ -556,7 +487,7 @@ q8row:
 q8pair:
 	TESTQ            $0xff, BX
 	JNE              q8a
-	NF4_TABLE(dyn+144(FP))
+	NF4Q_TABLE(dyn+144(FP))
 
 q8a:
 	PREFETCH_W(SI)
@@ -568,7 +499,7 @@ q8a:
 	INCQ             BX
 	TESTQ            $0xff, BX
 	JNE              q8b
-	NF4_TABLE(dyn+144(FP))
+	NF4Q_TABLE(dyn+144(FP))
 
 q8b:
 	MOVBLZX          1(DX), AX
@@ -586,7 +517,7 @@ q8tail:
 	JE               q8sum
 	TESTQ            $0xff, BX
 	JNE              q8c
-	NF4_TABLE(dyn+144(FP))
+	NF4Q_TABLE(dyn+144(FP))
 
 q8c:
 	VMOVDQU8.Z       (SI), K6, Z10
@@ -741,7 +672,7 @@ TEXT ·nf4Rows2Q8AVX512(SB), NOSPLIT, $0-216
 	NF4_Q8_SETUP
 	TESTQ           R11, R11
 	JE              q82done
-	NF4_TABLE(dyn+192(FP))
+	NF4Q_TABLE(dyn+192(FP))
 
 q82row:
 	MOVQ   nb+128(FP), CX
@@ -757,7 +688,7 @@ q82row:
 q82pair:
 	TESTQ            $0xff, BX
 	JNE              q82a
-	NF4_TABLE(dyn+192(FP))
+	NF4Q_TABLE(dyn+192(FP))
 
 q82a:
 	PREFETCH_W(SI)
@@ -771,7 +702,7 @@ q82a:
 	INCQ             BX
 	TESTQ            $0xff, BX
 	JNE              q82b
-	NF4_TABLE(dyn+192(FP))
+	NF4Q_TABLE(dyn+192(FP))
 
 q82b:
 	MOVBLZX          1(DX), AX
@@ -790,7 +721,7 @@ q82tail:
 	JE               q82sum
 	TESTQ            $0xff, BX
 	JNE              q82c
-	NF4_TABLE(dyn+192(FP))
+	NF4Q_TABLE(dyn+192(FP))
 
 q82c:
 	VMOVDQU8.Z       (SI), K6, Z10

@@ -1,4 +1,4 @@
-// Macros of the quad-order NF4 row kernels (nf4rows4_amd64.s). Register
+// Macros of the quad-order NF4 row kernels (nf4_amd64.s, nf4rows4_amd64.s). Register
 // use: SI packed codes, DX block-scale codes, BX global block index, R8
 // the scale table, R9 a2, Z31 code, Z29 offset (broadcast); AX and R13
 // are temporaries.
