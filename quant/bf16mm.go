@@ -29,6 +29,11 @@ const (
 	// one kernel call in MulTBF16; the chunk stays in L1/L2 while the
 	// panel's four row groups pass over it.
 	bf16Chunk = 256
+	// bf16GradRows is the depth of one rounded tile of W in MulGradBF16:
+	// 256 rows of a 256-column strip are 128 KiB of pair words, and each
+	// kernel call runs 128 pairs deep, so the dx accumulators are loaded
+	// and stored once per 2048 multiply-adds.
+	bf16GradRows = 256
 	// bf16Tile is the activation columns of one packed block in MulTBF16
 	// and the dx columns of one kernel call in MulGradBF16.
 	bf16Tile = 64
@@ -298,9 +303,9 @@ func (j *bf16Job) mulTClaim(_, _ int) {
 
 // mulGradBF16 computes dx[n×C] += dy[n×R]·W in bfloat16: dy is rounded
 // once into pair words along R (rows padded to a multiple of four with
-// zeros), then the workers claim the items of gradSplit, round each 64-row
-// tile of their strip of W into pairs of rows and apply it four rows of dx
-// at a time.
+// zeros), then the workers claim the items of gradSplit, round each
+// 256-row tile of their strip of W into pairs of rows and apply it four
+// rows of dx at a time.
 func mulGradBF16(s source, p *par.Pool, dx, dy []float32, n int) {
 	R, C := s.Rows(), s.Cols()
 	checkMul("MulGrad", s, dx, dy, C, R, n)
@@ -331,9 +336,9 @@ func mulGradBF16(s source, p *par.Pool, dx, dy []float32, n int) {
 func (j *bf16Job) gradClaim(_, _ int) {
 	R, C := j.s.Rows(), j.s.Cols()
 	units := (C + gradUnit - 1) / gradUnit
-	fb := getScratch(gradRows*gradCols + 4*bf16Tile)
+	fb := getScratch(2*gradCols + 4*bf16Tile)
 	defer scratchPool.Put(fb)
-	wb := getPairs(gradRows / 2 * gradCols)
+	wb := getPairs(bf16GradRows / 2 * gradCols)
 	defer pairScratch.Put(wb)
 	for u := int(j.next.Add(1)) - 1; u < j.items; u = int(j.next.Add(1)) - 1 {
 		st, b := u/j.blocks, u%j.blocks
@@ -345,21 +350,19 @@ func (j *bf16Job) gradClaim(_, _ int) {
 		}
 		wd := c1 - c0
 		ld := (wd + bf16Tile - 1) &^ (bf16Tile - 1)
-		f, t := (*fb)[:gradRows*ld], (*fb)[gradRows*gradCols:]
-		for r0 := 0; r0 < R; r0 += gradRows {
-			r1 := min(R, r0+gradRows)
+		f0, f1, t := (*fb)[:ld], (*fb)[ld:2*ld], (*fb)[2*gradCols:]
+		for r0 := 0; r0 < R; r0 += bf16GradRows {
+			r1 := min(R, r0+bf16GradRows)
 			P := (r1 - r0 + 1) / 2
-			for r := r0; r < r0+2*P; r++ {
-				fr := f[(r-r0)*ld : (r-r0+1)*ld]
-				if r < r1 {
-					j.s.decode(fr, r, c0, c1)
-					clear(fr[wd:])
-				} else {
-					clear(fr)
-				}
-			}
 			for q := range P {
-				cvtPairRows((*wb)[q*ld:(q+1)*ld], f[2*q*ld:(2*q+1)*ld], f[(2*q+1)*ld:(2*q+2)*ld])
+				r := r0 + 2*q
+				j.s.decode(f0, r, c0, c1)
+				clear(f0[wd:])
+				clear(f1)
+				if r+1 < r1 {
+					j.s.decode(f1, r+1, c0, c1)
+				}
+				cvtPairRows((*wb)[q*ld:(q+1)*ld], f0, f1)
 			}
 			j.gradTile(t, (*wb)[:P*ld], ld, r0/2, P, c0, c1, i0, i1)
 		}
