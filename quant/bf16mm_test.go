@@ -279,3 +279,22 @@ func BenchmarkNF4TrainBF16(b *testing.B) {
 		}
 	}
 }
+
+// TestMulBF16AllocatesNothing: the bfloat16 products reuse pooled jobs and
+// scratch, like MulT and MulGrad.
+func TestMulBF16AllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops objects under the race detector")
+	}
+	r := rand.New(rand.NewPCG(47, 48))
+	const R, C, n = 40, 130, 20
+	m := QuantizeNF4(R, C, randWeights(r, R*C))
+	x, y := randVec(r, n*C), make([]float32, n*R)
+	p := par.New(2)
+	if a := testing.AllocsPerRun(20, func() { mulTBF16(m, p, y, x, n) }); a != 0 {
+		t.Errorf("mulTBF16: %v allocations per call", a)
+	}
+	if a := testing.AllocsPerRun(20, func() { mulGradBF16(m, p, x, y, n) }); a != 0 {
+		t.Errorf("mulGradBF16: %v allocations per call", a)
+	}
+}
