@@ -34,6 +34,9 @@ const (
 	// kernel call runs 128 pairs deep, so the dx accumulators are loaded
 	// and stored once per 2048 multiply-adds.
 	bf16GradRows = 256
+	// bf16Ahead is how many rows ahead MulGradBF16 prefetches its strip
+	// of W.
+	bf16Ahead = 16
 	// bf16Tile is the activation columns of one packed block in MulTBF16
 	// and the dx columns of one kernel call in MulGradBF16.
 	bf16Tile = 64
@@ -356,6 +359,8 @@ func (j *bf16Job) gradClaim(_, _ int) {
 			P := (r1 - r0 + 1) / 2
 			for q := range P {
 				r := r0 + 2*q
+				prefetchStrip(j.s, r+bf16Ahead, c0, c1)
+				prefetchStrip(j.s, r+bf16Ahead+1, c0, c1)
 				j.s.decode(f0, r, c0, c1)
 				clear(f0[wd:])
 				clear(f1)

@@ -22,6 +22,21 @@ func bf16CvtAVX512(dst []uint32, src []float32)
 //go:noescape
 func bf16CvtPairsAVX512(dst []uint32, a, b []float32, idx *[32]uint16)
 
+// prefetchLines asks for the n cache lines from p on; it never faults.
+//
+//go:noescape
+func prefetchLines(p *byte, n int)
+
+// prefetchStrip asks for W[r, c0:c1] of an NF4 matrix: MulGradBF16 reads
+// its rows in strips of 128 bytes a row apart, which the hardware
+// prefetchers do not follow.
+func prefetchStrip(s source, r, c0, c1 int) {
+	if q, ok := s.(*NF4); ok && r < q.rows {
+		lo := (r*q.cols + c0) / 2
+		prefetchLines(&q.packed[lo], ((r*q.cols+c1+1)/2-lo+63)/64)
+	}
+}
+
 // bf16Interleave sends word 2c to c and word 2c+1 to 16+c.
 var bf16Interleave = func() (t [32]uint16) {
 	for c := range 16 {

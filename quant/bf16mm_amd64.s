@@ -140,3 +140,20 @@ ploop:
 pdone:
 	VZEROUPPER
 	RET
+
+// func prefetchLines(p *byte, n int)
+// Prefetches the n cache lines from p on into L1.
+TEXT ·prefetchLines(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	TESTQ CX, CX
+	JE    pfdone
+
+pfloop:
+	PREFETCHT0 (SI)
+	ADDQ       $64, SI
+	DECQ       CX
+	JNE        pfloop
+
+pfdone:
+	RET
