@@ -250,10 +250,10 @@ func evex512(pp, opcode byte, dst, src1, src2 int) []byte {
 }
 
 // BenchmarkNF4TrainBF16 compares the float32 and bfloat16 products of the
-// trainer's M shapes (256 tokens) in one run.
+// trainer's M shapes and S's head (256 tokens) in one run.
 func BenchmarkNF4TrainBF16(b *testing.B) {
 	const n = 256
-	for _, sh := range [][2]int{{2048, 2048}, {5632, 2048}, {2048, 5632}} {
+	for _, sh := range [][2]int{{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 576}} {
 		m := randomNF4(sh[0], sh[1])
 		p := par.New(0)
 		r := rand.New(rand.NewPCG(5, 5))
