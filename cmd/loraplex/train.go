@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loraplex/loraplex/training/jobs"
+	"github.com/loraplex/loraplex/training/trainer"
 )
 
 func init() {
@@ -47,11 +48,15 @@ func runTrain(ctx context.Context, args []string) error {
 	batch := fs.Int("batch-size", 0, "examples per optimiser step (0: auto)")
 	lrMul := fs.Float64("learning-rate-multiplier", 0, "scales the default learning rate (0: auto)")
 	seed := fs.Int64("seed", 0, "random seed (initialisation, dropout, shuffling)")
+	compute := fs.String("compute-dtype", trainer.ComputeBFloat16, "precision of the base weights' products: bfloat16 (QLoRA's compute dtype) or float32")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *data == "" || *out == "" {
 		return errors.New("--data and --out are required")
+	}
+	if *compute != trainer.ComputeBFloat16 && *compute != trainer.ComputeFloat32 {
+		return fmt.Errorf("--compute-dtype %q: use bfloat16 or float32", *compute)
 	}
 	dir, m, tok, _, err := b.load(ctx, false)
 	if err != nil {
@@ -71,7 +76,7 @@ func runTrain(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(scratch)
 	const name = "base"
-	mgr, err := jobs.Open(jobs.Config{Dir: scratch, Workers: b.threads}, map[string]*jobs.Base{name: base}, dirPublisher{out: filepath.Clean(*out)})
+	mgr, err := jobs.Open(jobs.Config{Dir: scratch, Workers: b.threads, ComputeDType: *compute}, map[string]*jobs.Base{name: base}, dirPublisher{out: filepath.Clean(*out)})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ type Config struct {
 	TooLong         string  // "truncate" (default) or "reject" over-long examples
 	MaxBatchTokens  int     // rows in one forward/backward; larger batches accumulate; default 4096
 	ActivationBytes int64   // activations kept between forward and backward instead of recomputed; default 512 MiB
+	ComputeDType    string  // precision of the frozen weights' products (trainer.Config.ComputeDType); default bfloat16
 	LoRALR          float64 // learning rate at multiplier 1 for LoRA; default 1e-3
 	PromptLR        float64 // learning rate at multiplier 1 for prompt tuning; default 3e-2
 	Org             string  // organisation part of fine-tuned model names; default ""

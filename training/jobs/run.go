@@ -299,7 +299,7 @@ func (m *Manager) train(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	tr, err := trainer.New(base.Model, ad, trainer.Config{Dropout: float32(j.Adapter.Dropout), Seed: uint64(j.Seed), KeepBytes: m.cfg.ActivationBytes})
+	tr, err := trainer.New(base.Model, ad, trainer.Config{Dropout: float32(j.Adapter.Dropout), Seed: uint64(j.Seed), KeepBytes: m.cfg.ActivationBytes, ComputeDType: m.cfg.ComputeDType})
 	if err != nil {
 		return err
 	}

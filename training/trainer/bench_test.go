@@ -98,19 +98,21 @@ func BenchmarkTrainM(b *testing.B) { benchShape(b, benchModel(b, mConfig), 1) }
 
 // benchShape runs benchTrain recomputing every layer, then keeping every
 // layer's activations (peak RSS is the process's, so the second figure
-// covers both).
+// covers both), each in float32 and bfloat16 compute.
 func benchShape(b *testing.B, m *model.Model, seqs int) {
 	for _, keep := range []int64{0, 2 << 30} {
-		b.Run(fmt.Sprintf("keep=%dMiB", keep>>20), func(b *testing.B) { benchTrain(b, m, keep, seqs) })
+		for _, dt := range []string{ComputeFloat32, ComputeBFloat16} {
+			b.Run(fmt.Sprintf("keep=%dMiB/compute=%s", keep>>20, dt), func(b *testing.B) { benchTrain(b, m, keep, seqs, dt) })
+		}
 	}
 }
 
-func benchTrain(b *testing.B, m *model.Model, keep int64, seqs int) {
+func benchTrain(b *testing.B, m *model.Model, keep int64, seqs int, dt string) {
 	ad, err := NewLoRA(m, LoRASpec{R: 16, Alpha: 32, Targets: allModules}, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tr, err := New(m, ad, Config{Dropout: 0.05, KeepBytes: keep})
+	tr, err := New(m, ad, Config{Dropout: 0.05, KeepBytes: keep, ComputeDType: dt})
 	if err != nil {
 		b.Fatal(err)
 	}

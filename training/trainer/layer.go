@@ -3,6 +3,7 @@ package trainer
 import (
 	"github.com/loraplex/loraplex/inference/model"
 	"github.com/loraplex/loraplex/inference/ops"
+	"github.com/loraplex/loraplex/quant"
 	"github.com/loraplex/loraplex/quant/par"
 	"github.com/loraplex/loraplex/quant/vec"
 )
@@ -145,13 +146,31 @@ func (t *Trainer) linear(p *par.Pool, li int, c *acts, mod model.Module, y, x []
 	L := &t.m.Layers[li]
 	w := L.W[mod]
 	n, out := t.n, w.Rows()
-	w.MulT(p, y, x, n)
+	t.mulT(p, w, y, x, n)
 	t.loraForward(p, li, c, mod, y, x)
 	if b := L.Bias[mod]; b != nil {
 		for r := 0; r < n; r++ {
 			vec.Add(y[r*out:(r+1)*out], b)
 		}
 	}
+}
+
+// mulT is w.MulT in the configured compute dtype.
+func (t *Trainer) mulT(p *par.Pool, w quant.Matrix, y, x []float32, n int) {
+	if t.cfg.ComputeDType == ComputeBFloat16 {
+		quant.MulTBF16(w, p, y, x, n)
+		return
+	}
+	w.MulT(p, y, x, n)
+}
+
+// mulGrad is w.MulGrad in the configured compute dtype.
+func (t *Trainer) mulGrad(p *par.Pool, w quant.Matrix, dx, dy []float32, n int) {
+	if t.cfg.ComputeDType == ComputeBFloat16 {
+		quant.MulGradBF16(w, p, dx, dy, n)
+		return
+	}
+	w.MulGrad(p, dx, dy, n)
 }
 
 // loraForward adds module mod's low-rank update to y.
@@ -176,7 +195,7 @@ func (t *Trainer) loraForward(p *par.Pool, li int, c *acts, mod model.Module, y,
 func (t *Trainer) linearBackward(p *par.Pool, li int, c *acts, mod model.Module, dx, dy, x []float32) {
 	w := t.m.Layers[li].W[mod]
 	n, out, in := t.n, w.Rows(), w.Cols()
-	w.MulGrad(p, dx, dy, n)
+	t.mulGrad(p, w, dx, dy, n)
 	lr := t.lora(li, mod)
 	if lr == nil {
 		return
