@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -516,5 +517,34 @@ func TestJobGivesWayToInference(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Error("the adapter trained beside busy inference differs from the ungated run's")
+	}
+}
+
+// WaitUntil sees a running job's progress, and WaitStopped returns only
+// once a cancelled job's goroutine has left training (its "Job cancelled"
+// event is written after train returns).
+func TestWaitUntilProgressAndStopped(t *testing.T) {
+	ctx := context.Background()
+	m, _ := open(t, t.TempDir(), Config{}, stories(t))
+	defer m.Close()
+	f := upload(t, m, "qa.jsonl", qaFile)
+	j, err := m.CreateJob(ctx, CreateJobRequest{Model: "stories260k", TrainingFile: f.ID,
+		Hyperparameters: &Hyperparameters{BatchSize: Num(1), NEpochs: Num(50)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.WaitUntil(ctx, j.ID, func(j *Job) bool { return j.TrainedTokens != nil && *j.TrainedTokens > 0 })
+	if err != nil || got.Status != StatusRunning {
+		t.Fatalf("waiting for progress: %+v, %v", got, err)
+	}
+	if _, err := m.CancelJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitStopped(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := m.Events(ctx, j.ID, Page{Limit: 10000})
+	if err != nil || !slices.ContainsFunc(evs, func(e Event) bool { return e.Message == "Job cancelled" }) {
+		t.Fatalf("no cancellation event after WaitStopped (%v): %+v", err, evs)
 	}
 }

@@ -111,7 +111,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	cancels map[string]context.CancelFunc // running job -> user cancel
-	changed chan struct{}                 // closed and replaced on every job update
+	changed chan struct{}                 // closed and replaced on every job update and when a job stops training
 
 	afterStep func(jobID string, step int) // test hook
 }
@@ -164,6 +164,13 @@ func (m *Manager) unix() int64 { return m.now().Unix() }
 // Wait blocks until job id has finished (succeeded, failed or cancelled)
 // and returns it.
 func (m *Manager) Wait(ctx context.Context, id string) (*Job, error) {
+	return m.WaitUntil(ctx, id, func(*Job) bool { return false })
+}
+
+// WaitUntil blocks until ok holds for job id or the job has finished, and
+// returns it; ok sees every stored update, e.g. trained_tokens after each
+// optimiser step.
+func (m *Manager) WaitUntil(ctx context.Context, id string, ok func(*Job) bool) (*Job, error) {
 	for {
 		m.mu.Lock()
 		ch := m.changed
@@ -172,7 +179,7 @@ func (m *Manager) Wait(ctx context.Context, id string) (*Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		if finished(j.Status) {
+		if finished(j.Status) || ok(j) {
 			return j, nil
 		}
 		select {
@@ -181,6 +188,25 @@ func (m *Manager) Wait(ctx context.Context, id string) (*Job, error) {
 			return nil, ctx.Err()
 		case <-m.ctx.Done():
 			return nil, ErrClosed
+		}
+	}
+}
+
+// WaitStopped blocks until job id no longer trains. A cancelled job is
+// marked at once but stops at its next step; this waits for that step.
+func (m *Manager) WaitStopped(ctx context.Context, id string) error {
+	for {
+		m.mu.Lock()
+		_, training := m.cancels[id]
+		ch := m.changed
+		m.mu.Unlock()
+		if !training {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

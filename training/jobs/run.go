@@ -199,6 +199,8 @@ func (m *Manager) run(id string) {
 	defer func() {
 		m.mu.Lock()
 		delete(m.cancels, id)
+		close(m.changed) // for WaitStopped
+		m.changed = make(chan struct{})
 		m.mu.Unlock()
 	}()
 	err = m.train(ctx, j)
