@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/loraplex/loraplex/inference/tokenizer"
 	"github.com/loraplex/loraplex/loadtest"
 	"github.com/loraplex/loraplex/server"
+	"github.com/loraplex/loraplex/training/jobs"
 )
 
 func init() {
@@ -51,6 +53,20 @@ type benchFlags struct {
 	prefillFirst   bool
 	adapterBF16    bool
 	cpuProfile     string
+	withTraining   bool
+	trainShare     float64
+	trainThreads   int
+}
+
+// benchRow is one scenario run: its load test, what the scheduler did and,
+// beside a fine-tuning job, what the job trained meanwhile.
+type benchRow struct {
+	n        int
+	training bool // ran beside a fine-tuning job
+	rep      *loadtest.Report
+	steps    stepStats
+	trainTPS float64   // the job's trained tokens per second over the scenario
+	job      *jobs.Job // the job as it ended, cancelled
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -76,6 +92,9 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&b.prefillFirst, "prefill-first", false, "serve with --prefill-first (new requests get a step of their own)")
 	fs.BoolVar(&b.adapterBF16, "adapter-bf16", false, "serve with --adapter-bf16 (LoRA weights in bfloat16)")
 	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator) to this file")
+	fs.BoolVar(&b.withTraining, "with-training", false, "run each scenario twice: alone, then beside a LoRA fine-tuning job in the server (r=16, all seven projections), cancelled after it")
+	fs.Float64Var(&b.trainShare, "train-share", defaultTrainShare, "serve with --train-share (the time fine-tuning may take while inference is busy)")
+	fs.IntVar(&b.trainThreads, "train-threads", 1, "serve with --train-threads (threads of the fine-tuning job)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,6 +142,7 @@ func runBench(ctx context.Context, args []string) error {
 	f.host, f.port, f.name, f.apiKey, f.adminKey = "127.0.0.1", 0, name, "", ""
 	f.reg.MaxAdapters = b.maxLoaded
 	f.base.int8, f.sched.PrefillFirst, f.adapterBF16 = b.int8, b.prefillFirst, b.adapterBF16
+	f.trainShare, f.trainThreads = b.trainShare, b.trainThreads
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := startServer(ctx, &f, log)
 	if err != nil {
@@ -162,8 +182,13 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		defer stop()
 	}
-	reps := make([]*loadtest.Report, len(b.counts))
-	steps := make([]stepStats, len(b.counts))
+	var trainer *benchTrainer
+	if b.withTraining {
+		if trainer, err = newBenchTrainer(ctx, r.jobs, name, b.seed); err != nil {
+			return err
+		}
+	}
+	var rows []benchRow
 	for i, n := range b.counts {
 		c := loadtest.Config{BaseURL: r.url, Adapters: names[:n], Concurrency: b.concurrency, Requests: b.requests,
 			Duration: b.duration, PromptTokens: promptLen, OutputTokens: outputLen, IgnoreEOS: true, Seed: b.seed, Progress: progress,
@@ -172,23 +197,39 @@ func runBench(ctx context.Context, args []string) error {
 			c.Adapters = []string{name}
 		}
 		fmt.Fprintf(os.Stderr, "loraplex bench: scenario %d/%d: %s\n", i+1, len(b.counts), scenarioName(n))
-		before := r.sched.Stats()
-		if reps[i], err = loadtest.Run(ctx, c); err != nil {
+		row, err := runScenario(ctx, r, c, n, nil)
+		if err != nil {
 			return err
 		}
-		steps[i] = stepsBetween(before, r.sched.Stats(), reps[i])
-		if b.jsonDir != "" {
-			if err := writeReport(filepath.Join(b.jsonDir, "adapters-"+strconv.Itoa(n)+".json"), reps[i]); err != nil {
-				return err
-			}
+		rows = append(rows, row)
+		if err := b.writeJSON(row.rep, n, ""); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if trainer == nil {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "loraplex bench: scenario %d/%d: %s, beside a fine-tuning job\n", i+1, len(b.counts), scenarioName(n))
+		row, err = runScenario(ctx, r, c, n, trainer)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+		if err := b.writeJSON(row.rep, n, "-training"); err != nil {
+			return err
+		}
+		if err := b.writeJob(row.job, n); err != nil {
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
 	var md strings.Builder
-	b.writeTable(&md, shape, f.base.quant, b.counts, reps)
-	writeSteps(&md, b.counts, steps)
+	b.writeTable(&md, shape, f.base.quant, rows)
+	b.writeSteps(&md, rows)
 	if b.out != "" {
 		if err := os.WriteFile(b.out, []byte(md.String()), 0o644); err != nil {
 			return fmt.Errorf("--out: %w", err)
@@ -196,6 +237,65 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	_, err = io.WriteString(stdout, md.String())
 	return err
+}
+
+// runScenario runs one load test; with a trainer, beside a fine-tuning job
+// started before it and cancelled after it.
+func runScenario(ctx context.Context, r *running, c loadtest.Config, n int, trainer *benchTrainer) (benchRow, error) {
+	row := benchRow{n: n, training: trainer != nil}
+	var job *jobs.Job
+	if trainer != nil {
+		var err error
+		if job, err = trainer.start(ctx); err != nil {
+			return row, err
+		}
+	}
+	before, t0 := r.sched.Stats(), time.Now()
+	rep, err := loadtest.Run(ctx, c)
+	wall := time.Since(t0)
+	if trainer != nil {
+		last, ended, serr := trainer.stop(ctx, job.ID)
+		if err == nil && serr != nil {
+			err = serr
+		}
+		if serr == nil {
+			row.job, row.trainTPS = ended, float64(trainedTokens(last)-trainedTokens(job))/wall.Seconds()
+		}
+	}
+	if err != nil {
+		return row, err
+	}
+	row.rep, row.steps = rep, stepsBetween(before, r.sched.Stats(), rep)
+	return row, nil
+}
+
+// writeJSON writes a scenario's report into --json-dir, if given.
+func (b *benchFlags) writeJSON(rep *loadtest.Report, n int, suffix string) error {
+	if b.jsonDir == "" {
+		return nil
+	}
+	return writeReport(filepath.Join(b.jsonDir, "adapters-"+strconv.Itoa(n)+suffix+".json"), rep)
+}
+
+// writeJob writes the fine-tuning job beside scenario n, as the API shows
+// it, into --json-dir, if given.
+func (b *benchFlags) writeJob(j *jobs.Job, n int) error {
+	if b.jsonDir == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.jsonDir, "adapters-"+strconv.Itoa(n)+"-job.json"), append(data, '\n'), 0o644)
+}
+
+// jobCondition is a row's fine-tuning job column.
+func jobCondition(training bool) string {
+	if training {
+		return "running"
+	}
+	return "none"
 }
 
 func scenarioName(n int) string {
@@ -209,24 +309,43 @@ func scenarioName(n int) string {
 }
 
 // writeTable writes the scenarios as a markdown table with the setup that
-// produced them.
-func (b *benchFlags) writeTable(w io.Writer, shape synth.Shape, quant string, counts []int, reps []*loadtest.Report) {
-	var base float64
-	for i, n := range counts {
-		if n == 0 {
-			base = reps[i].OutputTokPerSec
+// produced them. With --with-training each scenario has a second row beside
+// a fine-tuning job, and columns for the job are added at the end.
+func (b *benchFlags) writeTable(w io.Writer, shape synth.Shape, quant string, rows []benchRow) {
+	baseTPS := map[bool]float64{}
+	alone := map[int]*loadtest.Report{}
+	for _, r := range rows {
+		if r.n == 0 {
+			baseTPS[r.training] = r.rep.OutputTokPerSec
+		}
+		if !r.training {
+			alone[r.n] = r.rep
 		}
 	}
-	fmt.Fprintf(w, "| scenario | adapters | requests | output tok/s | vs base only | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | errors |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for i, n := range counts {
-		r := reps[i]
+	head, rule := "| scenario | adapters | requests | output tok/s | vs base only | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	if b.withTraining {
+		head, rule = head+" fine-tuning job | TPOT p50 ms | TPOT p50 vs no job | job trained tok/s |", rule+"---|---:|---:|---:|"
+	}
+	fmt.Fprintf(w, "%s\n%s\n", head, rule)
+	for _, row := range rows {
+		r := row.rep
 		ratio := "-"
-		if base > 0 {
+		if base := baseTPS[row.training]; base > 0 {
 			ratio = fmt.Sprintf("%.2f", r.OutputTokPerSec/base)
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.1f | %s | %.1f | %.1f | %.1f | %d |\n",
-			scenarioName(n), n, r.Requests, r.OutputTokPerSec, ratio, r.TTFT.P50, r.TTFT.P99, r.ITL.P50, r.Failed)
+		fmt.Fprintf(w, "| %s | %d | %d | %.1f | %s | %.1f | %.1f | %.1f | %d |",
+			scenarioName(row.n), row.n, r.Requests, r.OutputTokPerSec, ratio, r.TTFT.P50, r.TTFT.P99, r.ITL.P50, r.Failed)
+		if b.withTraining {
+			vs, tps := "-", "-"
+			if row.training {
+				tps = fmt.Sprintf("%.1f", row.trainTPS)
+				if a := alone[row.n]; a != nil && a.TPOT.P50 > 0 {
+					vs = fmt.Sprintf("%.2f", r.TPOT.P50/a.TPOT.P50)
+				}
+			}
+			fmt.Fprintf(w, " %s | %.1f | %s | %s |", jobCondition(row.training), r.TPOT.P50, vs, tps)
+		}
+		fmt.Fprintln(w)
 	}
 	bound := fmt.Sprintf("%d requests", b.requests)
 	if b.duration > 0 {
@@ -267,10 +386,19 @@ func (b *benchFlags) writeTable(w io.Writer, shape synth.Shape, quant string, co
 		"The server keeps at most %d adapters loaded",
 		shape.Name, params(shape.Params()), quant, b.threads, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(),
 		mode, bound, b.prompt, promptUnit, b.output, b.seed, benchRank, b.maxLoaded)
-	if slices.Max(counts) > b.maxLoaded {
+	if slices.Max(b.counts) > b.maxLoaded {
 		fmt.Fprint(w, ", so in the scenarios with more adapters some requests also wait for their adapter to load from disk (cold)")
 	}
 	fmt.Fprintln(w, ".")
+	if b.withTraining {
+		fmt.Fprintf(w, "\nEach scenario ran alone (job: none), then beside a fine-tuning job in the server (job: running): "+
+			"LoRA r=%d, alpha %d on all seven projections, batch size 1, %d generated prompt/completion pairs of about 40 tokens, "+
+			"--train-threads %d, --train-share %g; the job had trained its first step before the load started and was cancelled, "+
+			"and had stopped, before the next scenario. TPOT is the load test's time per output token of each request, "+
+			"(end to end - time to first token) / (output tokens - 1); its p50 is compared with the same scenario without the job. "+
+			"The job's trained tok/s counts its trained_tokens over the whole scenario, warm-up included.\n",
+			benchRank, 2*benchRank, benchTrainExamples, b.trainThreads, b.trainShare)
+	}
 }
 
 // params writes a parameter count for people: 125 M, 0.16 M.
@@ -314,18 +442,25 @@ func stepsBetween(a, b sched.Stats, rep *loadtest.Report) stepStats {
 // the batch composition and the per-step cost of the forward pass,
 // sampling and emitting tokens. The rest of the wall time the loop was idle
 // or planning, while HTTP, JSON and the load generator shared the cores.
-func writeSteps(w io.Writer, counts []int, st []stepStats) {
-	fmt.Fprintf(w, "\n| scenario | steps | steps/s | decode rows/step | prefill rows/step | steps with prefill | forward ms/step | sample ms/step | emit ms/step | loop busy |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for i, n := range counts {
-		s := st[i]
+func (b *benchFlags) writeSteps(w io.Writer, rows []benchRow) {
+	head, rule := "| scenario | steps | steps/s | decode rows/step | prefill rows/step | steps with prefill | forward ms/step | sample ms/step | emit ms/step | loop busy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	if b.withTraining {
+		head, rule = head+" fine-tuning job |", rule+"---|"
+	}
+	fmt.Fprintf(w, "\n%s\n%s\n", head, rule)
+	for _, row := range rows {
+		s := row.steps
 		if s.steps == 0 || s.wall <= 0 {
 			continue
 		}
 		per := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(s.steps) }
-		fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.2f | %.2f | %.0f%% |\n", scenarioName(n),
+		fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.2f | %.2f | %.0f%% |", scenarioName(row.n),
 			s.steps, float64(s.steps)/s.wall.Seconds(), float64(s.decode)/float64(s.steps), float64(s.prefill)/float64(s.steps),
 			100*float64(s.prefillSteps)/float64(s.steps), per(s.forward), per(s.sample), per(s.emit),
 			100*float64(s.forward+s.sample+s.emit)/float64(s.wall))
+		if b.withTraining {
+			fmt.Fprintf(w, " %s |", jobCondition(row.training))
+		}
+		fmt.Fprintln(w)
 	}
 }

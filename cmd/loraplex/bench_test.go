@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/loraplex/loraplex/loadtest"
+	"github.com/loraplex/loraplex/training/jobs"
 )
 
 // bench at tiny scale: one row per scenario, every request answered, and
@@ -75,5 +78,74 @@ func TestBenchTinyOpenLoop(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// bench --with-training at tiny scale: each scenario has a row alone and a
+// row beside a fine-tuning job, every request is answered, each job was a
+// LoRA r=16 on all seven projections that trained and ended cancelled, and
+// the temporary model, store and training files are gone.
+func TestBenchTinyWithTraining(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	out, err := run(t, "bench", "--shape", "tiny", "--adapters", "0,2", "--requests", "6", "--concurrency", "3",
+		"--prompt-tokens", "8", "--output-tokens", "4", "--threads", "2", "--with-training", "--train-share", "0.2",
+		"--json-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(out, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 15 {
+			continue
+		}
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if cells[1] == "scenario" || strings.HasPrefix(cells[1], "---") {
+			continue
+		}
+		got = append(got, cells[1]+"/"+cells[10])
+		if cells[3] != "6" || cells[9] != "0" {
+			t.Errorf("%s: %s requests, %s errors; want 6 and 0", line, cells[3], cells[9])
+		}
+		if ratio, tps := cells[12], cells[13]; (cells[10] == "running") == (ratio == "-" || tps == "-") {
+			t.Errorf("%s: TPOT ratio %q and trained tok/s %q belong to the rows with a job", line, ratio, tps)
+		}
+	}
+	if want := []string{"base only/none", "base only/running", "2 adapters/none", "2 adapters/running"}; !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q in\n%s", got, want, out)
+	}
+	for _, want := range []string{"--train-threads 1, --train-share 0.2", "| loop busy | fine-tuning job |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, n := range []string{"0", "2"} {
+		f, err := os.Open(filepath.Join(dir, "adapters-"+n+"-training.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := loadtest.ReadJSON(f)
+		f.Close()
+		if err != nil || rep.Succeeded != 6 {
+			t.Errorf("scenario %s beside the job: %v, %+v", n, err, rep)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "adapters-"+n+"-job.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j jobs.Job
+		if err := json.Unmarshal(data, &j); err != nil {
+			t.Fatal(err)
+		}
+		if j.Status != jobs.StatusCancelled || j.TrainedTokens == nil || *j.TrainedTokens <= 0 || j.FineTunedModel != nil ||
+			j.Adapter.R != 16 || len(j.Adapter.TargetModules) != 7 {
+			t.Errorf("scenario %s's job: %s", n, data)
+		}
+	}
+	if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
+		t.Errorf("temporary files left: %v %v", left, err)
 	}
 }

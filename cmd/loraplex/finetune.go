@@ -40,18 +40,18 @@ func jobBase(m *model.Model, tok *tokenizer.Tokenizer) (*jobs.Base, error) {
 
 // enableTraining opens the job manager on the serving process's resident
 // base model and adds the files and fine-tuning routes to srv.
-func enableTraining(srv *server.Server, f *serveFlags, name string, m *model.Model, tok *tokenizer.Tokenizer, reg *registry.Registry, log *slog.Logger) (func(), error) {
+func enableTraining(srv *server.Server, f *serveFlags, name string, m *model.Model, tok *tokenizer.Tokenizer, reg *registry.Registry, log *slog.Logger) (*jobs.Manager, func(), error) {
 	base, err := jobBase(m, tok)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mgr, err := jobs.Open(jobs.Config{Dir: filepath.Join(f.base.home, "training"), Workers: f.trainThreads, Gate: f.base.gate},
 		map[string]*jobs.Base{name: base}, publisher{reg})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srv.EnableFineTuning(mgr)
-	return func() {
+	return mgr, func() {
 		if err := mgr.Close(); err != nil {
 			log.Error("closing the training database", "err", err)
 		}

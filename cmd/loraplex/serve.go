@@ -23,6 +23,7 @@ import (
 	"github.com/loraplex/loraplex/server"
 	"github.com/loraplex/loraplex/server/backend"
 	"github.com/loraplex/loraplex/server/telemetry"
+	"github.com/loraplex/loraplex/training/jobs"
 )
 
 // defaultTrainShare is --train-share's default: the time fine-tuning may
@@ -126,6 +127,7 @@ type running struct {
 	srv            *server.Server
 	sched          *sched.Scheduler
 	ads            backend.RandomAdapters
+	jobs           *jobs.Manager
 	errc           chan error // what Serve returned
 	closers        []func()   // run in reverse by close
 }
@@ -234,10 +236,11 @@ func startServer(ctx context.Context, f *serveFlags, log *slog.Logger) (_ *runni
 		return nil, err
 	}
 	r.srv = srv
-	closeTraining, err := enableTraining(srv, f, name, m, tok, reg, log)
+	mgr, closeTraining, err := enableTraining(srv, f, name, m, tok, reg, log)
 	if err != nil {
 		return nil, err
 	}
+	r.jobs = mgr
 	r.closers = append(r.closers, closeTraining)
 	// Closed before training stops, so a job winding down does not wait
 	// for a share of a server that is still draining.
