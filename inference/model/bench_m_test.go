@@ -7,9 +7,7 @@ import (
 	"testing"
 
 	"github.com/loraplex/loraplex/inference/config"
-	"github.com/loraplex/loraplex/inference/kvcache"
 	"github.com/loraplex/loraplex/quant"
-	"github.com/loraplex/loraplex/quant/par"
 )
 
 // The M shape of the speed anchors (TinyLlama-1.1B, untied embeddings).
@@ -147,38 +145,14 @@ func setInt8Both(w quant.Matrix, on bool) {
 	}
 }
 
-// decodeBench times one decode step of batch sequences per op, each with
-// 64 tokens of context, 2 threads.
-func decodeBench(b *testing.B, m *Model, batch int) {
-	p := par.New(2)
-	kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 8*batch)
-	ws := NewWorkspace(m, 64*batch, batch)
-	in := make([]SeqInput, batch)
-	for i := range in {
-		in[i] = SeqInput{Tokens: randTokens(64, m.Cfg.Vocab), KV: &kvcache.Seq{}}
-	}
-	m.Forward(p, ws, kv, in)
-	for i := range in {
-		in[i].Tokens = in[i].Tokens[:1]
-	}
-	for b.Loop() {
-		for i := range in {
-			if in[i].KV.Len >= 100 {
-				kv.Truncate(in[i].KV, 64)
-			}
-		}
-		m.Forward(p, ws, kv, in)
-	}
-	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "tok/s")
-}
-
 // BenchmarkDecodeM: one decode step of batch sequences of the M shape per
 // op, each with 64 tokens of context, 2 threads.
 func BenchmarkDecodeM(b *testing.B) {
 	for _, v := range variants {
 		for _, batch := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/batch%d", v.name, batch), func(b *testing.B) {
-				decodeBench(b, variant(b, benchModelM(b), v.int8, v.quantHead), batch)
+				m := variant(b, benchModelM(b), v.int8, v.quantHead)
+				decodeSteps(b, m, decodeInputs(m, batch))
 			})
 		}
 	}
@@ -189,7 +163,8 @@ func BenchmarkDecodeM(b *testing.B) {
 func BenchmarkDecodeSHead(b *testing.B) {
 	for _, v := range variants {
 		b.Run(v.name+"/batch1", func(b *testing.B) {
-			decodeBench(b, variant(b, benchModel(b, "nf4"), v.int8, v.quantHead), 1)
+			m := variant(b, benchModel(b, "nf4"), v.int8, v.quantHead)
+			decodeSteps(b, m, decodeInputs(m, 1))
 		})
 	}
 }
@@ -198,17 +173,7 @@ func BenchmarkDecodeSHead(b *testing.B) {
 func BenchmarkPrefillM(b *testing.B) {
 	for _, v := range variants[:2] {
 		b.Run(v.name, func(b *testing.B) {
-			m := variant(b, benchModelM(b), v.int8, v.quantHead)
-			p := par.New(2)
-			kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 16)
-			ws := NewWorkspace(m, 128, 1)
-			toks := randTokens(128, m.Cfg.Vocab)
-			var seq kvcache.Seq
-			for b.Loop() {
-				m.Forward(p, ws, kv, []SeqInput{{Tokens: toks, KV: &seq}})
-				kv.Free(&seq)
-			}
-			b.ReportMetric(float64(128*b.N)/b.Elapsed().Seconds(), "tok/s")
+			prefillBench(b, variant(b, benchModelM(b), v.int8, v.quantHead), 128)
 		})
 	}
 }

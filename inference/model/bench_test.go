@@ -122,17 +122,7 @@ func BenchmarkPrefill(b *testing.B) {
 				defer func(v int) { gemmAttnRows = v }(gemmAttnRows)
 				gemmAttnRows = 1 << 30
 			}
-			m := benchModel(b, tc.q)
-			p := par.New(2)
-			kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 16)
-			ws := NewWorkspace(m, 128, 1)
-			toks := randTokens(128, m.Cfg.Vocab)
-			var seq kvcache.Seq
-			for b.Loop() {
-				m.Forward(p, ws, kv, []SeqInput{{Tokens: toks, KV: &seq}})
-				kv.Free(&seq)
-			}
-			b.ReportMetric(float64(128*b.N)/b.Elapsed().Seconds(), "tok/s")
+			prefillBench(b, benchModel(b, tc.q), 128)
 		})
 	}
 }
@@ -178,11 +168,8 @@ func BenchmarkDecode(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			m := benchModel(b, q)
 			p := par.New(2)
-			kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 8*batch)
-			ws := NewWorkspace(m, 64*batch, batch)
-			in := make([]SeqInput, batch)
+			in := decodeInputs(m, batch)
 			for i := range in {
-				in[i] = SeqInput{Tokens: randTokens(64, m.Cfg.Vocab), KV: &kvcache.Seq{}}
 				if tc.lora {
 					a := benchAdapter(m, uint64(i))
 					if tc.prepared {
@@ -213,21 +200,55 @@ func BenchmarkDecode(b *testing.B) {
 					in[i].Adapter = a
 				}
 			}
-			m.Forward(p, ws, kv, in)
-			for i := range in {
-				in[i].Tokens = in[i].Tokens[:1]
-			}
-			for b.Loop() {
-				for i := range in {
-					if in[i].KV.Len >= 100 {
-						kv.Truncate(in[i].KV, 64)
-					}
-				}
-				m.Forward(p, ws, kv, in)
-			}
-			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "tok/s")
+			decodeSteps(b, m, in)
 		})
 	}
+}
+
+// prefillBench times the prefill of one prompt of n tokens per op, 2
+// threads.
+func prefillBench(b *testing.B, m *Model, n int) {
+	p := par.New(2)
+	kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, (n+15)/16)
+	ws := NewWorkspace(m, n, 1)
+	toks := randTokens(n, m.Cfg.Vocab)
+	var seq kvcache.Seq
+	for b.Loop() {
+		m.Forward(p, ws, kv, []SeqInput{{Tokens: toks, KV: &seq}})
+		kv.Free(&seq)
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+}
+
+// decodeInputs are batch sequences, each with a 64-token prompt.
+func decodeInputs(m *Model, batch int) []SeqInput {
+	in := make([]SeqInput, batch)
+	for i := range in {
+		in[i] = SeqInput{Tokens: randTokens(64, m.Cfg.Vocab), KV: &kvcache.Seq{}}
+	}
+	return in
+}
+
+// decodeSteps prefills the sequences of in, then times one decode step of
+// all of them per op (2 threads), their context kept between 64 and 100
+// tokens.
+func decodeSteps(b *testing.B, m *Model, in []SeqInput) {
+	p := par.New(2)
+	kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, 8*len(in))
+	ws := NewWorkspace(m, 64*len(in), len(in))
+	m.Forward(p, ws, kv, in)
+	for i := range in {
+		in[i].Tokens = in[i].Tokens[:1]
+	}
+	for b.Loop() {
+		for i := range in {
+			if in[i].KV.Len >= 100 {
+				kv.Truncate(in[i].KV, 64)
+			}
+		}
+		m.Forward(p, ws, kv, in)
+	}
+	b.ReportMetric(float64(len(in)*b.N)/b.Elapsed().Seconds(), "tok/s")
 }
 
 // BenchmarkDecodeLongContext: batch-1 NF4 decode with 1024 tokens of
