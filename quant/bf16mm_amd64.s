@@ -1,6 +1,7 @@
 //go:build !noasm
 
 #include "textflag.h"
+#include "tile4x64_amd64.h"
 
 // The assembler knows neither AVX512_BF16 instruction, so each is written
 // as its EVEX bytes with the instruction in a comment, in Intel operand
@@ -21,22 +22,7 @@ TEXT ·bf16Acc4x64AVX512(SB), NOSPLIT, $0-104
 	MOVQ ldb+88(FP), R10
 	SHLQ $2, R10
 	MOVQ P+96(FP), CX
-	VMOVUPS (AX), Z0
-	VMOVUPS 64(AX), Z1
-	VMOVUPS 128(AX), Z2
-	VMOVUPS 192(AX), Z3
-	VMOVUPS (AX)(BX*1), Z4
-	VMOVUPS 64(AX)(BX*1), Z5
-	VMOVUPS 128(AX)(BX*1), Z6
-	VMOVUPS 192(AX)(BX*1), Z7
-	VMOVUPS (AX)(BX*2), Z8
-	VMOVUPS 64(AX)(BX*2), Z9
-	VMOVUPS 128(AX)(BX*2), Z10
-	VMOVUPS 192(AX)(BX*2), Z11
-	VMOVUPS (AX)(DX*1), Z12
-	VMOVUPS 64(AX)(DX*1), Z13
-	VMOVUPS 128(AX)(DX*1), Z14
-	VMOVUPS 192(AX)(DX*1), Z15
+	TILE4X64_LOAD
 	TESTQ   CX, CX
 	JE      done
 
@@ -71,22 +57,7 @@ loop:
 	JNE  loop
 
 done:
-	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
-	VMOVUPS Z3, 192(AX)
-	VMOVUPS Z4, (AX)(BX*1)
-	VMOVUPS Z5, 64(AX)(BX*1)
-	VMOVUPS Z6, 128(AX)(BX*1)
-	VMOVUPS Z7, 192(AX)(BX*1)
-	VMOVUPS Z8, (AX)(BX*2)
-	VMOVUPS Z9, 64(AX)(BX*2)
-	VMOVUPS Z10, 128(AX)(BX*2)
-	VMOVUPS Z11, 192(AX)(BX*2)
-	VMOVUPS Z12, (AX)(DX*1)
-	VMOVUPS Z13, 64(AX)(DX*1)
-	VMOVUPS Z14, 128(AX)(DX*1)
-	VMOVUPS Z15, 192(AX)(DX*1)
+	TILE4X64_STORE
 	VZEROUPPER
 	RET
 
