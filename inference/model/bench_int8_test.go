@@ -10,7 +10,7 @@ import (
 func BenchmarkPrefillInt8(b *testing.B) {
 	for _, int8 := range []bool{false, true} {
 		b.Run(fmt.Sprintf("int8=%v", int8), func(b *testing.B) {
-			prefillBench(b, variant(b, benchModel(b, "nf4"), int8, false), 128)
+			prefillBench(b, variant(b, benchModel(b, "nf4"), int8, false), 128, nil)
 		})
 	}
 }

@@ -173,7 +173,7 @@ func BenchmarkDecodeSHead(b *testing.B) {
 func BenchmarkPrefillM(b *testing.B) {
 	for _, v := range variants[:2] {
 		b.Run(v.name, func(b *testing.B) {
-			prefillBench(b, variant(b, benchModelM(b), v.int8, v.quantHead), 128)
+			prefillBench(b, variant(b, benchModelM(b), v.int8, v.quantHead), 128, nil)
 		})
 	}
 }

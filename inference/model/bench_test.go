@@ -122,7 +122,7 @@ func BenchmarkPrefill(b *testing.B) {
 				defer func(v int) { gemmAttnRows = v }(gemmAttnRows)
 				gemmAttnRows = 1 << 30
 			}
-			prefillBench(b, benchModel(b, tc.q), 128)
+			prefillBench(b, benchModel(b, tc.q), 128, nil)
 		})
 	}
 }
@@ -206,15 +206,15 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // prefillBench times the prefill of one prompt of n tokens per op, 2
-// threads.
-func prefillBench(b *testing.B, m *Model, n int) {
+// threads, through adapter a (nil: the base).
+func prefillBench(b *testing.B, m *Model, n int, a *Adapter) {
 	p := par.New(2)
 	kv := kvcache.NewPool(m.Cfg.Layers, m.Cfg.KVHeads, m.Cfg.HeadDim, 16, (n+15)/16)
 	ws := NewWorkspace(m, n, 1)
 	toks := randTokens(n, m.Cfg.Vocab)
 	var seq kvcache.Seq
 	for b.Loop() {
-		m.Forward(p, ws, kv, []SeqInput{{Tokens: toks, KV: &seq}})
+		m.Forward(p, ws, kv, []SeqInput{{Tokens: toks, KV: &seq, Adapter: a}})
 		kv.Free(&seq)
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")

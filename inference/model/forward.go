@@ -540,7 +540,7 @@ func (ws *Workspace) loraTasks(ps []proj) {
 				btUsed += lr.R * out
 				ops.Transpose(bt, lr.B, out, lr.R)
 			}
-			chunk := max(1, loraChunkWork/(lr.R*(in+out)))
+			chunk := (max(1, loraChunkWork/(lr.R*(in+out))) + loraBlock - 1) &^ (loraBlock - 1)
 			for lo := g.lo; lo < g.hi; lo += chunk {
 				ws.tasks = append(ws.tasks, loraTask{
 					lr: lr, bt: bt, x: pr.x, y: pr.y, t: ws.lora[k*n*R : (k+1)*n*R],
@@ -550,6 +550,10 @@ func (ws *Workspace) loraTasks(ps []proj) {
 		}
 	}
 }
+
+// loraBlock is the rows the group kernels (ops.LoRAGroup16) take at once,
+// reading A and Bᵀ once for all of them: a task's rows are a multiple of it.
+const loraBlock = 4
 
 // loraTransposeRows is the group size from which transposing B (one extra
 // pass over it) pays for itself through vector updates in every row.
@@ -569,9 +573,9 @@ func (ws *Workspace) claimLoRA(_, _ int) {
 		y, t, x := tk.y[lo*out:hi*out], tk.t[lo*lr.R:hi*lr.R], tk.x[lo*in:hi*in]
 		switch {
 		case lr.bt16 != nil:
-			ops.LoRAT16(y, t, x, lr.a16, lr.bt16, hi-lo, in, out, lr.R, lr.Scale)
+			ops.LoRAGroup16(y, t, x, lr.a16, lr.bt16, hi-lo, in, out, lr.R, lr.Scale)
 		case tk.bt != nil:
-			ops.LoRAT(y, t, x, lr.A, tk.bt, hi-lo, in, out, lr.R, lr.Scale)
+			ops.LoRAGroup(y, t, x, lr.A, tk.bt, hi-lo, in, out, lr.R, lr.Scale)
 		default:
 			ops.LoRA(y, t, x, lr.A, lr.B, hi-lo, in, out, lr.R, lr.Scale)
 		}
