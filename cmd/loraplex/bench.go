@@ -52,6 +52,7 @@ type benchFlags struct {
 	int8           bool
 	prefillFirst   bool
 	adapterBF16    bool
+	quantHead      string
 	cpuProfile     string
 	withTraining   bool
 	trainShare     float64
@@ -91,6 +92,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&b.int8, "int8", false, "serve with --int8 (int8 activations in the NF4 products)")
 	fs.BoolVar(&b.prefillFirst, "prefill-first", false, "serve with --prefill-first (new requests get a step of their own)")
 	fs.BoolVar(&b.adapterBF16, "adapter-bf16", false, "serve with --adapter-bf16 (LoRA weights in bfloat16)")
+	fs.StringVar(&b.quantHead, "quant-head", "keep", "serve with --quant-head (keep: the lm_head in bf16; nf4: an NF4 copy)")
 	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and load generator) to this file")
 	fs.BoolVar(&b.withTraining, "with-training", false, "run each scenario twice: alone, then beside a LoRA fine-tuning job in the server (r=16, all seven projections), cancelled after it")
 	fs.Float64Var(&b.trainShare, "train-share", defaultTrainShare, "serve with --train-share (the time fine-tuning may take while inference is busy)")
@@ -141,7 +143,7 @@ func runBench(ctx context.Context, args []string) error {
 	f.base.model, f.base.home, f.base.threads = modelDir, filepath.Join(tmp, "home"), b.threads
 	f.host, f.port, f.name, f.apiKey, f.adminKey = "127.0.0.1", 0, name, "", ""
 	f.reg.MaxAdapters = b.maxLoaded
-	f.base.int8, f.sched.PrefillFirst, f.adapterBF16 = b.int8, b.prefillFirst, b.adapterBF16
+	f.base.int8, f.base.head, f.sched.PrefillFirst, f.adapterBF16 = b.int8, b.quantHead, b.prefillFirst, b.adapterBF16
 	f.trainShare, f.trainThreads = b.trainShare, b.trainThreads
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := startServer(ctx, &f, log)
@@ -359,6 +361,9 @@ func (b *benchFlags) writeTable(w io.Writer, shape synth.Shape, quant string, ro
 	}
 	if b.int8 {
 		quant += ", --int8"
+	}
+	if b.quantHead != "keep" {
+		quant += ", --quant-head " + b.quantHead
 	}
 	if b.adapterBF16 {
 		quant += ", --adapter-bf16"
