@@ -69,12 +69,12 @@ func TestBenchTiny(t *testing.T) {
 func TestBenchTinyOpenLoop(t *testing.T) {
 	out, err := run(t, "bench", "--shape", "tiny", "--adapters", "2", "--requests", "6", "--concurrency", "2",
 		"--request-rate", "1000", "--ramp-up", "1ms", "--prompt-tokens", "8", "--output-tokens", "3", "--threads", "2",
-		"--prefill-first", "--adapter-bf16")
+		"--prefill-first", "--adapter-bf16", "--quant-head", "nf4")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| 2 adapters | 2 | 6 |", "Open loop, Poisson arrivals at 1e+03 requests/s, at most 2 in flight, ramped up over 1ms",
-		"--adapter-bf16; --prefill-first", "prompts of 8 tokens", "| scenario | steps |"} {
+		"--quant-head nf4, --adapter-bf16; --prefill-first", "prompts of 8 tokens", "| scenario | steps |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
