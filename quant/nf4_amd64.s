@@ -96,9 +96,10 @@
 
 // PREFETCH_Q8(r) is PREFETCH_W for the int8 row kernel, which needs a
 // third of the float path's operations per weight and runs near memory
-// speed: with the weights on huge pages (adviseHuge), 2 KiB ahead into L2
-// decoded the M shape 13% faster than NTA 4 KiB ahead, and faster than
-// T0, T2 or NTA at 0.5-4 KiB in the kernel's benchmark.
+// speed. With the weights on huge pages (adviseHuge), T1 2 KiB ahead and
+// no prefetch at all beat NTA 4 KiB ahead; on the M shape huge pages alone
+// gave 1.04x, with this prefetch 1.10-1.14x. In the kernel's benchmark T1
+// 2 KiB was at least as fast as T0, T2 or NTA at 0.5-4 KiB.
 #define PREFETCH_Q8(r) PREFETCHT1 2048(r)
 
 // Register use shared by the NF4 kernels:
