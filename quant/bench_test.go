@@ -26,6 +26,7 @@ func randomNF4(rows, cols int) *NF4 {
 	for i := range q.absmax2 {
 		q.absmax2[i] = 0.005
 	}
+	adviseHuge(q.packed) // as the constructors do
 	return q
 }
 
@@ -83,6 +84,30 @@ func BenchmarkNF4MulTInt8Decode(b *testing.B) {
 		q := randomNF4(sh[0], sh[1])
 		q.SetInt8Decode(true)
 		b.Run(fmt.Sprintf("%dx%d/n=%d", sh[0], sh[1], sh[2]), func(b *testing.B) { benchMulT(b, q, sh[2]) })
+	}
+}
+
+// BenchmarkNF4MulTInt8DecodeCold cycles int8 decoding of one and two rows
+// through 24 5632x2048 matrices, 138 MB of weights, so that every product
+// streams its weights from memory as in a model's decode step.
+func BenchmarkNF4MulTInt8DecodeCold(b *testing.B) {
+	ms := make([]*NF4, 24)
+	for i := range ms {
+		ms[i] = randomNF4(5632, 2048)
+		ms[i].SetInt8Decode(true)
+	}
+	p := par.New(0)
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			x := randVec(rand.New(rand.NewPCG(2, 2)), n*2048)
+			y := make([]float32, n*5632)
+			b.SetBytes(ms[0].Bytes())
+			i := 0
+			for b.Loop() {
+				ms[i%len(ms)].MulT(p, y, x, n)
+				i++
+			}
+		})
 	}
 }
 

@@ -71,6 +71,7 @@ func NF4FromBnb(rows, cols int, t BnbTensors) (*NF4, error) {
 		return nil, bnbErr("weight.quant_map", "%d values, want 16", len(t.QuantMap))
 	}
 	q := &NF4{rows: rows, cols: cols, packed: t.Weight, code: &nf4Code, dyn: &dynamicMap, dtype: st.DType}
+	adviseHuge(t.Weight)
 	if [16]float32(t.QuantMap) != nf4Code {
 		c := [16]float32(t.QuantMap)
 		q.code = &c

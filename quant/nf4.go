@@ -77,6 +77,7 @@ func QuantizeNF4(rows, cols int, w []float32) *NF4 {
 		q.packed[n/2] |= 7 // bitsandbytes pads an odd length with the value 0.0
 	}
 	q.offset, q.absmax2 = quantizeScales(absmax, q.qabs)
+	adviseHuge(q.packed)
 	return q
 }
 
