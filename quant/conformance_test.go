@@ -228,25 +228,34 @@ func TestMatrixConformance(t *testing.T) {
 							}
 						}
 					}
-					dy := randVec(r, n*R)
-					dx := withGuard(n*C, 7)
-					base := randVec(r, n*C)
-					copy(dx, base)
-					m.MulGrad(p, dx, dy, n)
-					checkGuard(t, name+" MulGrad", dx, n*C)
-					for i := range n {
-						for k := range C {
-							s, a := float64(base[i*C+k]), math.Abs(float64(base[i*C+k]))
-							for o := range R {
-								s += float64(dy[i*R+o]) * float64(wide[o*C+k])
-								a += math.Abs(float64(dy[i*R+o]) * float64(wide[o*C+k]))
-							}
-							if !close32(float64(dx[i*C+k]), s, a+1) {
-								t.Fatalf("%s MulGrad dx[%d,%d] = %v, want %v", name, i, k, dx[i*C+k], s)
-							}
-						}
-					}
+					checkMulGrad(t, name+" MulGrad", r, m, p, wide, n)
 				}
+			}
+		}
+	}
+}
+
+// checkMulGrad runs m.MulGrad on random dy over a random dx and checks
+// every value against the float64 sum over wide (m's rows widened), guard
+// values past dx included.
+func checkMulGrad(t *testing.T, name string, r *rand.Rand, m Matrix, p *par.Pool, wide []float32, n int) {
+	t.Helper()
+	R, C := m.Rows(), m.Cols()
+	dy := randVec(r, n*R)
+	dx := withGuard(n*C, 7)
+	base := randVec(r, n*C)
+	copy(dx, base)
+	m.MulGrad(p, dx, dy, n)
+	checkGuard(t, name, dx, n*C)
+	for i := range n {
+		for k := range C {
+			s, a := float64(base[i*C+k]), math.Abs(float64(base[i*C+k]))
+			for o := range R {
+				s += float64(dy[i*R+o]) * float64(wide[o*C+k])
+				a += math.Abs(float64(dy[i*R+o]) * float64(wide[o*C+k]))
+			}
+			if !close32(float64(dx[i*C+k]), s, a+1) {
+				t.Fatalf("%s: dx[%d,%d] = %v, want %v", name, i, k, dx[i*C+k], s)
 			}
 		}
 	}

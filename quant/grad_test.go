@@ -2,7 +2,6 @@ package quant
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -49,24 +48,7 @@ func TestMulGradSplits(t *testing.T) {
 				}
 				for _, p := range pools {
 					name := fmt.Sprintf("%s %s %dx%d n=%d workers=%d", ks.name, f.name, R, C, n, p.Workers())
-					dy := randVec(r, n*R)
-					base := randVec(r, n*C)
-					dx := withGuard(n*C, 7)
-					copy(dx, base)
-					m.MulGrad(p, dx, dy, n)
-					checkGuard(t, name, dx, n*C)
-					for i := range n {
-						for k := range C {
-							s, a := float64(base[i*C+k]), math.Abs(float64(base[i*C+k]))
-							for o := range R {
-								s += float64(dy[i*R+o]) * float64(wide[o*C+k])
-								a += math.Abs(float64(dy[i*R+o]) * float64(wide[o*C+k]))
-							}
-							if !close32(float64(dx[i*C+k]), s, a+1) {
-								t.Fatalf("%s: dx[%d,%d] = %v, want %v", name, i, k, dx[i*C+k], s)
-							}
-						}
-					}
+					checkMulGrad(t, name, r, m, p, wide, n)
 				}
 			}
 		}
