@@ -6,15 +6,9 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/loraplex/loraplex/inference/config"
+	"github.com/loraplex/loraplex/inference/synth"
 	"github.com/loraplex/loraplex/quant"
 )
-
-// The M shape of the speed anchors (TinyLlama-1.1B, untied embeddings).
-const mConfig = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":2048,
-"intermediate_size":5632,"num_hidden_layers":22,"num_attention_heads":32,"num_key_value_heads":4,
-"vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,"rope_theta":10000,
-"tie_word_embeddings":false,"torch_dtype":"bfloat16"}`
 
 var benchM *Model
 
@@ -29,7 +23,7 @@ func benchModelM(b *testing.B) *Model {
 	if benchM != nil {
 		return benchM
 	}
-	cfg, err := config.Parse([]byte(mConfig))
+	cfg, err := shapeConfig(synth.M)
 	if err != nil {
 		b.Fatal(err)
 	}

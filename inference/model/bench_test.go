@@ -9,15 +9,10 @@ import (
 
 	"github.com/loraplex/loraplex/inference/config"
 	"github.com/loraplex/loraplex/inference/kvcache"
+	"github.com/loraplex/loraplex/inference/synth"
 	"github.com/loraplex/loraplex/quant"
 	"github.com/loraplex/loraplex/quant/par"
 )
-
-// The S shape of the speed anchors (SmolLM2-135M-like, tied embeddings).
-const sConfig = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":576,
-"intermediate_size":1536,"num_hidden_layers":30,"num_attention_heads":9,"num_key_value_heads":3,
-"vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,"rope_theta":10000,
-"tie_word_embeddings":true,"torch_dtype":"bfloat16"}`
 
 var (
 	benchMu     sync.Mutex
@@ -32,7 +27,7 @@ func benchModel(b *testing.B, q string) *Model {
 	if m := benchModels[q]; m != nil {
 		return m
 	}
-	cfg, err := config.Parse([]byte(sConfig))
+	cfg, err := shapeConfig(synth.S)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,6 +91,16 @@ func benchAdapter(m *Model, seed uint64) *Adapter {
 		}
 	}
 	return a
+}
+
+// shapeConfig is the configuration of a synthetic model of shape sh stored
+// in bf16, as the speed anchors' models are.
+func shapeConfig(sh synth.Shape) (*config.Config, error) {
+	j, err := sh.ConfigJSON("bf16")
+	if err != nil {
+		return nil, err
+	}
+	return config.Parse(j)
 }
 
 func randTokens(n, vocab int) []int32 {

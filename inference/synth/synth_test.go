@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -263,5 +264,34 @@ func TestParams(t *testing.T) {
 	}
 	if p := M.Params(); p < 1.09e9 || p > 1.11e9 {
 		t.Errorf("M has %d params", p)
+	}
+}
+
+// ConfigJSON is the config.json that Write writes, key for key.
+func TestConfigJSONMatchesWrite(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(dir, Tiny, 1, "bf16"); err != nil {
+		t.Fatal(err)
+	}
+	written, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Tiny.ConfigJSON("bf16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b map[string]any
+	if err := json.Unmarshal(written, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(got, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("ConfigJSON = %s\nWrite wrote %s", got, written)
+	}
+	if _, err := Tiny.ConfigJSON("int4"); err == nil {
+		t.Error("ConfigJSON accepted dtype int4")
 	}
 }

@@ -37,28 +37,7 @@ func Write(dir string, s Shape, seed int64, dtype string) error {
 	bos, eot, imEnd := first, first+1, first+3
 
 	files := map[string]any{
-		"config.json": map[string]any{
-			"architectures":           []string{"LlamaForCausalLM"},
-			"model_type":              "llama",
-			"hidden_size":             s.Hidden,
-			"intermediate_size":       s.Intermediate,
-			"num_hidden_layers":       s.Layers,
-			"num_attention_heads":     s.Heads,
-			"num_key_value_heads":     s.KVHeads,
-			"head_dim":                s.Hidden / s.Heads,
-			"vocab_size":              s.Vocab,
-			"max_position_embeddings": s.MaxPos,
-			"hidden_act":              "silu",
-			"rms_norm_eps":            1e-5,
-			"rope_theta":              10000.0,
-			"rope_scaling":            nil,
-			"attention_bias":          false,
-			"mlp_bias":                false,
-			"tie_word_embeddings":     s.Tied,
-			"bos_token_id":            bos,
-			"eos_token_id":            eot,
-			"torch_dtype":             torchDType(dt),
-		},
+		"config.json": s.config(torchDType(dt), bos, eot),
 		"generation_config.json": map[string]any{
 			"bos_token_id": bos,
 			"eos_token_id": []int{imEnd, eot},
@@ -172,4 +151,47 @@ func DemoDir(cacheDir string) (string, error) {
 func demoReady(dir string) bool {
 	b, err := os.ReadFile(filepath.Join(dir, ".stamp"))
 	return err == nil && string(b) == demoStamp
+}
+
+// config is the config.json of a model of shape s whose tokenizer puts BOS
+// and end-of-text at ids bos and eot.
+func (s Shape) config(torchDType string, bos, eot int) map[string]any {
+	return map[string]any{
+		"architectures":           []string{"LlamaForCausalLM"},
+		"model_type":              "llama",
+		"hidden_size":             s.Hidden,
+		"intermediate_size":       s.Intermediate,
+		"num_hidden_layers":       s.Layers,
+		"num_attention_heads":     s.Heads,
+		"num_key_value_heads":     s.KVHeads,
+		"head_dim":                s.Hidden / s.Heads,
+		"vocab_size":              s.Vocab,
+		"max_position_embeddings": s.MaxPos,
+		"hidden_act":              "silu",
+		"rms_norm_eps":            1e-5,
+		"rope_theta":              10000.0,
+		"rope_scaling":            nil,
+		"attention_bias":          false,
+		"mlp_bias":                false,
+		"tie_word_embeddings":     s.Tied,
+		"bos_token_id":            bos,
+		"eos_token_id":            eot,
+		"torch_dtype":             torchDType,
+	}
+}
+
+// ConfigJSON is the config.json that Write gives a model of shape s stored
+// in dtype ("BF16" or "F32"), for code that builds such a model in memory.
+func (s Shape) ConfigJSON(dtype string) ([]byte, error) {
+	dt, err := parseDType(dtype)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	// The synthetic tokenizer holds Vocab−len(specialTokens) BPE tokens,
+	// then the special tokens, <|begin_of_text|> and <|end_of_text|> first.
+	first := s.Vocab - len(specialTokens)
+	return json.Marshal(s.config(torchDType(dt), first, first+1))
 }

@@ -13,29 +13,22 @@ import (
 
 	"github.com/loraplex/loraplex/inference/config"
 	"github.com/loraplex/loraplex/inference/model"
+	"github.com/loraplex/loraplex/inference/synth"
 	"github.com/loraplex/loraplex/quant"
 	"github.com/loraplex/loraplex/quant/par"
 	"github.com/loraplex/loraplex/training/dataset"
 	"github.com/loraplex/loraplex/training/optim"
 )
 
-// The S shape of the speed anchors (SmolLM2-135M-like, tied embeddings).
-const sConfig = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":576,
-"intermediate_size":1536,"num_hidden_layers":30,"num_attention_heads":9,"num_key_value_heads":3,
-"vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,"rope_theta":10000,
-"tie_word_embeddings":true,"torch_dtype":"bfloat16"}`
-
-// The M shape of the speed anchors (TinyLlama-1.1B-like, untied head).
-const mConfig = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":2048,
-"intermediate_size":5632,"num_hidden_layers":22,"num_attention_heads":32,"num_key_value_heads":4,
-"vocab_size":32000,"max_position_embeddings":2048,"rms_norm_eps":1e-5,"rope_theta":10000,
-"tie_word_embeddings":false,"torch_dtype":"bfloat16"}`
-
-// benchModel builds a model of the given config with random weights: BF16
+// benchModel builds a model of shape sh with random weights: BF16
 // embeddings and head (as a real checkpoint stores them) and NF4 decoder
 // linear weights, quantized on every core. Values do not change speed.
-func benchModel(b *testing.B, cfgJSON string) *model.Model {
-	cfg, err := config.Parse([]byte(cfgJSON))
+func benchModel(b *testing.B, sh synth.Shape) *model.Model {
+	j, err := sh.ConfigJSON("bf16")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Parse(j)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,11 +83,11 @@ func benchModel(b *testing.B, cfgJSON string) *model.Model {
 // batch 4 × 256 tokens, every token a label: one optimiser step per
 // iteration. Anchor: PyTorch fp32 on 2 threads trains S at 202 tokens/s
 // with 4.7 GB peak RSS.
-func BenchmarkTrainS(b *testing.B) { benchShape(b, benchModel(b, sConfig), 4) }
+func BenchmarkTrainS(b *testing.B) { benchShape(b, benchModel(b, synth.S), 4) }
 
 // BenchmarkTrainM is BenchmarkTrainS for M at batch 1 × 256. Anchor:
 // PyTorch fp32 on 2 threads trains M at 38.5 tokens/s with 7.0 GB peak RSS.
-func BenchmarkTrainM(b *testing.B) { benchShape(b, benchModel(b, mConfig), 1) }
+func BenchmarkTrainM(b *testing.B) { benchShape(b, benchModel(b, synth.M), 1) }
 
 // benchShape runs benchTrain recomputing every layer, then keeping every
 // layer's activations (peak RSS is the process's, so the second figure
