@@ -219,26 +219,6 @@ func TestGatedForAllocatesNothing(t *testing.T) {
 	}
 }
 
-// BenchmarkForHigh is BenchmarkFor on a High pool: the gate's cost to
-// inference.
-func BenchmarkForHigh(b *testing.B) {
-	g, err := NewGate(0.1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := g.Pool(2, High)
-	var sink [64]float32
-	fn := func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			sink[i]++
-		}
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		p.For(64, 1, fn)
-	}
-}
-
 // TestSerialHighForMarksBusy checks that a one-thread High pool, whose
 // loops never leave the calling goroutine, still makes the Low side wait.
 func TestSerialHighForMarksBusy(t *testing.T) {

@@ -58,17 +58,28 @@ func TestForAllocatesNothing(t *testing.T) {
 }
 
 // BenchmarkFor measures the cost of one small parallel region, as a
-// decoding step runs hundreds of them back to back.
+// decoding step runs hundreds of them back to back, on a plain pool and on
+// a gate's High pool (the gate's cost to inference).
 func BenchmarkFor(b *testing.B) {
-	p := New(2)
-	var sink [64]float32
-	fn := func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			sink[i]++
-		}
+	g, err := NewGate(0.1)
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		p.For(64, 1, fn)
+	for _, tc := range []struct {
+		name string
+		p    *Pool
+	}{{"plain", New(2)}, {"high", g.Pool(2, High)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var sink [64]float32
+			fn := func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					sink[i]++
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				tc.p.For(64, 1, fn)
+			}
+		})
 	}
 }
