@@ -81,23 +81,33 @@ func TestTokenize(t *testing.T) {
 	}
 }
 
+// reference is the fixtures' PyTorch reference: the token sequence, the
+// logits of each model variant over it, and the greedy continuation.
+type reference struct {
+	Sequence []int32                `json:"sequence"`
+	Logits   map[string][][]float64 `json:"logits"`
+	Greedy   []int32                `json:"greedy_llama_fp32"`
+}
+
+func loadReference(t *testing.T) reference {
+	t.Helper()
+	raw, err := os.ReadFile(fixtures.Path(t, "fixtures", "reference_logits.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref reference
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
 // logits must match the PyTorch references: float32 by default (the
 // fixture is a float32 checkpoint), NF4 plus LoRA with --quant nf4.
 func TestLogitsMatchPyTorch(t *testing.T) {
 	model := fixtures.Path(t, "fixtures", "tiny-llama")
 	lora := fixtures.Path(t, "fixtures", "lora-r8")
-	raw, err := os.ReadFile(fixtures.Path(t, "fixtures", "reference_logits.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct {
-		Sequence []int32                `json:"sequence"`
-		Logits   map[string][][]float64 `json:"logits"`
-		Greedy   []int32                `json:"greedy_llama_fp32"`
-	}
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		t.Fatal(err)
-	}
+	ref := loadReference(t)
 	ids := strings.Trim(jsonOf(t, ref.Sequence), "[]")
 	for _, tc := range []struct {
 		name string

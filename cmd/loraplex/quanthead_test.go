@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"math"
-	"os"
 	"strings"
 	"testing"
 
@@ -15,17 +14,7 @@ import (
 // RMS); an unknown value is a one-line error.
 func TestQuantHeadFlag(t *testing.T) {
 	model := fixtures.Path(t, "fixtures", "tiny-llama")
-	raw, err := os.ReadFile(fixtures.Path(t, "fixtures", "reference_logits.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref struct {
-		Sequence []int32                `json:"sequence"`
-		Logits   map[string][][]float64 `json:"logits"`
-	}
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		t.Fatal(err)
-	}
+	ref := loadReference(t)
 	ids := strings.Trim(jsonOf(t, ref.Sequence), "[]")
 	out, err := run(t, "logits", "--model", model, "--ids", ids, "--quant-head", "nf4")
 	if err != nil {
